@@ -1,0 +1,254 @@
+"""CLIP image/text features through open_clip, with intermediate layers and projected patch tokens.
+
+The forward pass is written out here (rather than calling ``forward_intermediates``) because anomaly detection
+needs three things open_clip does not give in one pass: patch tokens of several layers, the same tokens mapped into
+the joint image-text space (final LayerNorm + projection, exactly what CLIP applies to the CLS token), and the
+V-V ("value-value") self-attention path in the last blocks (CLIP Surgery / AnomalyCLIP's DPAM), which keeps
+patch tokens local instead of letting them collapse onto global context. The V-V path runs beside the original one:
+the original path is untouched, so the CLS embedding and text alignment are exactly CLIP's.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zsad.backbones.base import Features
+from zsad.backbones.weights import hub_cache_dir, hub_offline, hub_reachable, unavailable
+from zsad.errors import ZsadError
+
+
+def default_layers(depth: int) -> tuple[int, ...]:
+    """Quarters of the depth (6, 12, 18, 24 for ViT-L), as APRIL-GAN, AnomalyCLIP and MuSc use."""
+    return tuple(sorted({max(1, round(depth * q / 4)) for q in (1, 2, 3, 4)}))
+
+
+class CLIPBackbone(nn.Module):
+    family = "clip"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer,
+        name: str,
+        input_size: int | None = None,
+        layers: tuple[int, ...] | None = None,
+        vv_layers: int = 0,
+    ):
+        super().__init__()
+        visual = model.visual
+        if getattr(visual, "attn_pool", None) is not None or getattr(visual, "pool_type", "tok") != "tok":
+            raise ZsadError(f"backbone {name}: only ViT CLIP models with a CLS token are supported")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.patch_size = int(visual.patch_size[0])
+        self.pretrain_grid = tuple(int(g) for g in visual.grid_size)
+        self.input_size = int(input_size or visual.image_size[0])
+        if self.input_size % self.patch_size:
+            raise ZsadError(
+                f"backbone {name}: input size {self.input_size} is not a multiple of the patch size {self.patch_size}"
+            )
+        cfg = getattr(visual, "preprocess_cfg", {}) or {}
+        self.mean = tuple(cfg.get("mean", getattr(visual, "image_mean", None) or (0.48145466, 0.4578275, 0.40821073)))
+        self.std = tuple(cfg.get("std", getattr(visual, "image_std", None) or (0.26862954, 0.26130258, 0.27577711)))
+        self.depth = len(visual.transformer.resblocks)
+        self.layers = tuple(layers) if layers else default_layers(self.depth)
+        if min(self.layers) < 1 or max(self.layers) > self.depth:
+            raise ZsadError(f"backbone {name}: layers must be within 1..{self.depth}, got {list(self.layers)}")
+        if not 0 <= vv_layers <= self.depth:
+            raise ZsadError(f"backbone {name}: vv_layers must be within 0..{self.depth}, got {vv_layers}")
+        self.vv_layers = vv_layers
+        if vv_layers and not all(
+            isinstance(b.attn, nn.MultiheadAttention) for b in visual.transformer.resblocks[-vv_layers:]
+        ):
+            raise ZsadError(f"backbone {name}: V-V attention needs standard attention blocks; use vv_layers=0")
+
+    @property
+    def has_text(self) -> bool:
+        return True
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model.visual.output_dim)
+
+    def _positional_embedding(self, grid: tuple[int, int]) -> torch.Tensor:
+        pos = self.model.visual.positional_embedding
+        if grid == self.pretrain_grid:
+            return pos
+        cls_pos, patch_pos = pos[:1], pos[1:]
+        gh, gw = self.pretrain_grid
+        patch_pos = patch_pos.reshape(1, gh, gw, -1).permute(0, 3, 1, 2)
+        patch_pos = F.interpolate(patch_pos.float(), size=grid, mode="bicubic", align_corners=False)
+        patch_pos = patch_pos.to(pos.dtype).permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1)
+        return torch.cat([cls_pos, patch_pos])
+
+    @staticmethod
+    def _vv_attention(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Self-attention with values as queries and keys: each token attends to tokens that look like it."""
+        attn: nn.MultiheadAttention = block.attn
+        width = x.shape[-1]
+        v = F.linear(x, attn.in_proj_weight[2 * width :], attn.in_proj_bias[2 * width :])
+        b, n, _ = v.shape
+        v = v.reshape(b, n, attn.num_heads, width // attn.num_heads).transpose(1, 2)
+        out = F.scaled_dot_product_attention(v, v, v)
+        out = out.transpose(1, 2).reshape(b, n, width)
+        return attn.out_proj(out)
+
+    def project(self, tokens: torch.Tensor) -> torch.Tensor:
+        visual = self.model.visual
+        return visual.ln_post(tokens) @ visual.proj
+
+    def forward(self, images: torch.Tensor) -> Features:
+        visual = self.model.visual
+        x = visual.conv1(images.to(visual.conv1.weight.dtype))
+        b, width, gh, gw = x.shape
+        x = x.flatten(2).transpose(1, 2)
+        cls = visual.class_embedding.to(x.dtype).expand(b, 1, width)
+        x = torch.cat([cls, x], dim=1) + self._positional_embedding((gh, gw)).to(x.dtype)
+        x = visual.ln_pre(x)
+
+        wanted = set(self.layers)
+        first_vv = self.depth - self.vv_layers
+        x_vv = None
+        collected: dict[int, torch.Tensor] = {}
+        for index, block in enumerate(visual.transformer.resblocks):
+            if index >= first_vv:
+                x_vv = x if x_vv is None else x_vv
+                x_vv = x_vv + block.ls_1(self._vv_attention(block, block.ln_1(x)))
+            x = block(x)
+            if index + 1 in wanted:
+                collected[index + 1] = (x_vv if index >= first_vv else x)[:, 1:]
+
+        tokens = torch.stack([collected[layer] for layer in self.layers], dim=1)  # [B, L, N, W]
+        projected = self.project(tokens)
+        image_embedding = self.project(x[:, 0])
+        return Features(
+            patch_tokens=tokens.reshape(b, len(self.layers), gh, gw, width),
+            cls=image_embedding,
+            projected=projected.reshape(b, len(self.layers), gh, gw, -1),
+            layers=self.layers,
+        )
+
+    @torch.inference_mode()
+    def encode_text(self, texts: list[str]) -> torch.Tensor:
+        device = next(self.model.parameters()).device
+        tokens = self.tokenizer(texts).to(device)
+        return self.model.encode_text(tokens).float()
+
+
+@dataclass(frozen=True)
+class TinyCLIPConfig:
+    """A small CLIP of the real architecture (open_clip's CLIP class), randomly initialised, for tests and smoke runs."""
+
+    image_size: int = 224
+    patch_size: int = 16
+    width: int = 64
+    layers: int = 4
+    heads: int = 2
+    embed_dim: int = 32
+    text_width: int = 32
+    text_layers: int = 2
+    text_heads: int = 2
+    seed: int = 0
+
+
+def build_tiny_clip(config: TinyCLIPConfig = TinyCLIPConfig()):
+    import open_clip
+    from open_clip.model import CLIPTextCfg, CLIPVisionCfg
+
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(config.seed)
+    try:
+        model = open_clip.CLIP(
+            embed_dim=config.embed_dim,
+            vision_cfg=CLIPVisionCfg(
+                image_size=config.image_size,
+                patch_size=config.patch_size,
+                width=config.width,
+                layers=config.layers,
+                head_width=config.width // config.heads,
+            ),
+            text_cfg=CLIPTextCfg(
+                context_length=77, vocab_size=49408, width=config.text_width,
+                heads=config.text_heads, layers=config.text_layers,
+            ),
+        )
+    finally:
+        torch.random.set_rng_state(generator_state)
+    open_clip.model.set_model_preprocess_cfg(
+        model,
+        {"size": config.image_size, "mean": open_clip.OPENAI_DATASET_MEAN, "std": open_clip.OPENAI_DATASET_STD,
+         "interpolation": "bicubic", "resize_mode": "shortest", "fill_color": 0},
+    )
+    return model, open_clip.get_tokenizer("ViT-B-16")
+
+
+def _cached_checkpoint(pretrained_cfg: dict) -> str | None:
+    """The file a hub-hosted open_clip tag resolves to, if it is already in the local hub cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    hub = pretrained_cfg.get("hf_hub", "")
+    if not hub:
+        return None
+    repo_id, filename = os.path.split(hub)
+    candidates = [filename] if filename else []
+    candidates += ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+    if filename.endswith(".bin"):
+        candidates.insert(0, filename[: -len(".bin")] + ".safetensors")
+    for name in candidates:
+        found = try_to_load_from_cache(repo_id, name)
+        if isinstance(found, str):
+            return found
+    return None
+
+
+def load_open_clip(name: str, pretrained: str | None, cache_dir: str | None = None):
+    """Model + tokenizer by open_clip name and pretrained tag, local checkpoint file, or hf-hub:/local-dir: name."""
+    import open_clip
+
+    model_name = name.replace("/", "-") if not name.startswith(("hf-hub:", "local-dir:")) else name
+    fix = (
+        f"Download the checkpoint on a machine with internet and pass its path: "
+        f"--backbone {name} --pretrained /path/to/open_clip_model.safetensors (or set HF_HOME to a cache that holds it)."
+    )
+    if name.startswith("hf-hub:") and not hub_reachable():
+        raise unavailable(name, f"the hub cache {hub_cache_dir()}", fix)
+    if not name.startswith(("hf-hub:", "local-dir:")):
+        if open_clip.get_model_config(model_name) is None:
+            raise ZsadError(
+                f"unknown backbone '{name}': not an open_clip model name. Examples: ViT-L-14-336, ViT-B-16, "
+                f"ViT-B-16-plus-240; or hf-hub:ORG/REPO, local-dir:/path, dinov2-base, tiny-clip."
+            )
+        if pretrained and not os.path.isfile(pretrained):
+            tag_cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
+            if not tag_cfg:
+                if os.sep in pretrained or pretrained.endswith((".bin", ".pt", ".pth", ".safetensors")):
+                    raise ZsadError(f"--pretrained {pretrained}: file not found. Pass an existing checkpoint file.")
+                tags = open_clip.list_pretrained_tags_by_model(model_name)
+                raise ZsadError(
+                    f"unknown pretrained tag '{pretrained}' for {model_name}; known tags: {', '.join(tags) or 'none'}, "
+                    f"or pass a checkpoint file path"
+                )
+            cached = _cached_checkpoint(tag_cfg)
+            if cached:
+                model = open_clip.create_model(
+                    model_name, pretrained=cached, force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)),
+                    cache_dir=cache_dir,
+                )
+                mean, std = tag_cfg.get("mean"), tag_cfg.get("std")
+                if mean and std:
+                    open_clip.model.set_model_preprocess_cfg(
+                        model, {**open_clip.model.get_model_preprocess_cfg(model), "mean": mean, "std": std}
+                    )
+                return model, open_clip.get_tokenizer(model_name)
+            if not hub_reachable():
+                raise unavailable(f"{model_name}/{pretrained}", f"the hub cache {hub_cache_dir()}", fix)
+    try:
+        model = open_clip.create_model(model_name, pretrained=pretrained or None, cache_dir=cache_dir)
+    except (RuntimeError, FileNotFoundError, ValueError, OSError) as error:
+        raise ZsadError(f"cannot load {name} (pretrained={pretrained}): {error}. {fix}") from None
+    return model, open_clip.get_tokenizer(model_name)

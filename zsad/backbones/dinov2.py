@@ -1,0 +1,130 @@
+"""DINOv2 patch features through transformers.
+
+DINOv2 has no text tower, so it serves the reference (few-shot) and mutual scorers, where its patch features are
+the strongest published choice (AnomalyDINO, MuSc's backbone table). Intermediate layers get the model's final
+LayerNorm, as DINOv2's own ``get_intermediate_layers(norm=True)`` does, so all layers share one scale.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from zsad.backbones.base import Features
+from zsad.backbones.clip import default_layers
+from zsad.backbones.weights import hub_cache_dir, hub_reachable, unavailable
+from zsad.errors import ZsadError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# Short names users type, mapped to Hugging Face ids.
+DINOV2_IDS = {
+    f"dinov2-{size}{suffix}": f"facebook/dinov2{'-with-registers' if suffix else ''}-{size}"
+    for size in ("small", "base", "large", "giant")
+    for suffix in ("", "-reg")
+}
+
+
+class DINOv2Backbone(nn.Module):
+    family = "dinov2"
+
+    def __init__(self, model: nn.Module, name: str, input_size: int = 448, layers: tuple[int, ...] | None = None):
+        super().__init__()
+        self.model = model.eval()
+        self.name = name
+        config = model.config
+        self.patch_size = int(config.patch_size)
+        self.input_size = int(input_size)
+        if self.input_size % self.patch_size:
+            raise ZsadError(
+                f"backbone {name}: input size {self.input_size} is not a multiple of the patch size {self.patch_size}"
+            )
+        self.depth = int(config.num_hidden_layers)
+        self.layers = tuple(layers) if layers else default_layers(self.depth)
+        if min(self.layers) < 1 or max(self.layers) > self.depth:
+            raise ZsadError(f"backbone {name}: layers must be within 1..{self.depth}, got {list(self.layers)}")
+        self.prefix_tokens = 1 + int(getattr(config, "num_register_tokens", 0) or 0)
+        self.mean, self.std = IMAGENET_MEAN, IMAGENET_STD
+
+    @property
+    def has_text(self) -> bool:
+        return False
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def forward(self, images: torch.Tensor) -> Features:
+        b, _, height, width = images.shape
+        gh, gw = height // self.patch_size, width // self.patch_size
+        out = self.model(pixel_values=images, output_hidden_states=True)
+        norm = self.model.layernorm
+        tokens = torch.stack(
+            [norm(out.hidden_states[layer][:, self.prefix_tokens :]) for layer in self.layers], dim=1
+        )
+        return Features(
+            patch_tokens=tokens.reshape(b, len(self.layers), gh, gw, -1),
+            cls=out.pooler_output,
+            projected=None,
+            layers=self.layers,
+        )
+
+
+@dataclass(frozen=True)
+class TinyDINOv2Config:
+    """A small DINOv2 of the real architecture (transformers' Dinov2Model), randomly initialised, for tests."""
+
+    image_size: int = 224
+    patch_size: int = 14
+    hidden_size: int = 48
+    layers: int = 4
+    heads: int = 3
+    registers: int = 0
+    seed: int = 0
+
+
+def build_tiny_dinov2(config: TinyDINOv2Config = TinyDINOv2Config()) -> nn.Module:
+    from transformers import Dinov2Config, Dinov2Model, Dinov2WithRegistersConfig, Dinov2WithRegistersModel
+
+    kwargs = dict(
+        image_size=config.image_size, patch_size=config.patch_size, hidden_size=config.hidden_size,
+        num_hidden_layers=config.layers, num_attention_heads=config.heads, intermediate_size=4 * config.hidden_size,
+    )
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(config.seed)
+    try:
+        if config.registers:
+            return Dinov2WithRegistersModel(Dinov2WithRegistersConfig(num_register_tokens=config.registers, **kwargs))
+        return Dinov2Model(Dinov2Config(**kwargs))
+    finally:
+        torch.random.set_rng_state(generator_state)
+
+
+def load_dinov2(name: str) -> nn.Module:
+    """A Hugging Face id (facebook/dinov2-base), a short name (dinov2-base, dinov2-base-reg) or a local directory."""
+    from transformers import AutoModel
+
+    source = DINOV2_IDS.get(name, name)
+    is_local = Path(source).is_dir()
+    fix = (
+        f"Download it on a machine with internet (huggingface-cli download {source}) and pass the folder: "
+        f"--backbone /path/to/{source.split('/')[-1]}"
+    )
+    if not is_local:
+        # Resolve the hub cache ourselves: transformers may still probe the network with local_files_only=True.
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        try:
+            source = snapshot_download(source, local_files_only=True)
+            is_local = True
+        except LocalEntryNotFoundError:
+            if not hub_reachable():
+                raise unavailable(source, f"the hub cache {hub_cache_dir()}", fix) from None
+    try:
+        return AutoModel.from_pretrained(source, local_files_only=is_local)
+    except OSError as error:
+        raise ZsadError(f"cannot load DINOv2 from {source}: {error}. {fix}") from None
