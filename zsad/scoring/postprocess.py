@@ -9,15 +9,28 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.transforms.v2.functional import gaussian_blur
+
+
+def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of [B, 1, H, W] with reflect padding and the usual 4-sigma truncation.
+
+    Two 1-D passes cost 2 * (8 sigma + 1) operations per pixel instead of (8 sigma + 1)^2 for a 2-D kernel
+    (66 vs 1089 at sigma 4), which keeps post-processing far below the backbone's cost.
+    """
+    radius = int(4 * sigma + 0.5)
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device=maps.device)
+    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
+    kernel = (kernel / kernel.sum()).to(maps.dtype)
+    padded = F.pad(maps, (radius, radius, radius, radius), mode="reflect")
+    rows = F.conv2d(padded, kernel.view(1, 1, 1, -1))
+    return F.conv2d(rows, kernel.view(1, 1, -1, 1))
 
 
 def smooth(maps: torch.Tensor, input_size: int, sigma: float = 4.0) -> torch.Tensor:
     """[B, h, w] patch maps -> [B, S, S] bilinearly upsampled to the input size and Gaussian-smoothed."""
     up = F.interpolate(maps.float().unsqueeze(1), size=(input_size, input_size), mode="bilinear", align_corners=False)
     if sigma > 0:
-        radius = int(4 * sigma + 0.5)  # the usual 4-sigma truncation, as scipy's gaussian_filter
-        up = gaussian_blur(up, kernel_size=[2 * radius + 1] * 2, sigma=[sigma, sigma])
+        up = gaussian_blur(up, sigma)
     return up.squeeze(1)
 
 

@@ -1,0 +1,37 @@
+import numpy as np
+import pytest
+
+from zsad.errors import ZsadError
+from zsad.metrics import f1_max
+from zsad.verdict import ThresholdRule, calibrate_threshold, decide_threshold
+
+
+def test_mad_rule_formula():
+    scores = np.array([0.1, 0.2, 0.15, 0.12, 0.18, 0.11, 0.9, 0.14, 0.16])
+    threshold = decide_threshold(scores, ThresholdRule("mad", 3.0))
+    median = np.median(scores)
+    mad = np.median(np.abs(scores - median))
+    assert threshold.value == pytest.approx(median + 3 * 1.4826 * mad)
+    assert "MAD over 9 images" in threshold.rule
+    assert (scores >= threshold.value).sum() == 1  # only the outlier
+
+
+def test_small_batches_fall_back_to_natural_threshold_or_no_verdict():
+    assert decide_threshold(np.array([0.3, 0.7]), ThresholdRule(), natural=0.5).value == 0.5
+    none = decide_threshold(np.array([0.3, 0.7]), ThresholdRule(), natural=None)
+    assert none.value is None and "no verdict" in none.rule
+    flat = decide_threshold(np.full(10, 0.4), ThresholdRule(), natural=None)
+    assert flat.value is None and "without spread" in flat.rule
+
+
+def test_fixed_and_calibrated():
+    assert decide_threshold(np.array([1.0, 2.0]), ThresholdRule("fixed", 1.5)).value == 1.5
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 50)
+    scores = labels + rng.normal(0, 0.6, 50)
+    value = calibrate_threshold(scores, labels)
+    assert value == pytest.approx(f1_max(scores, labels)[1])
+    with pytest.raises(ZsadError, match="both normal and anomalous"):
+        calibrate_threshold(scores, np.zeros(50))
+    with pytest.raises(ZsadError):
+        ThresholdRule("median")
