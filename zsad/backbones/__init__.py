@@ -90,9 +90,10 @@ FAMILIES: list[tuple[Callable[[str], bool], Callable[[BackboneSpec], nn.Module]]
 def load_backbone(spec: BackboneSpec | str = BackboneSpec()) -> nn.Module:
     """Build the backbone a spec names; raises ``ZsadError`` with a fix when it cannot."""
     spec = BackboneSpec(name=spec) if isinstance(spec, str) else spec
-    looks_like_path = spec.name.startswith((".", "/", "~")) or spec.name.count("/") > 1
-    if looks_like_path and not Path(spec.name).expanduser().exists():
-        raise ZsadError(f"backbone folder {spec.name} not found; pass an existing model folder or a model name")
+    path = spec.name.removeprefix("local-dir:")
+    looks_like_path = path != spec.name or path.startswith((".", "/", "~")) or path.count("/") > 1
+    if looks_like_path and not Path(path).expanduser().exists():
+        raise ZsadError(f"backbone folder {path} not found; pass an existing model folder or a model name")
     loader = next(load for matches, load in FAMILIES if matches(spec.name))
     return loader(spec)
 
