@@ -6,6 +6,7 @@ anomalous image of the category, otherwise the category reports image metrics on
 from __future__ import annotations
 
 import json
+import random
 import sys
 from pathlib import Path
 
@@ -21,8 +22,17 @@ def object_name_for(category: str) -> str:
     return category.replace("_", " ").replace("-", " ")
 
 
+def draw_references(dataset: str, root: Path, category: str, shots: int, seed: int) -> list[Path]:
+    """k good training images of a category, drawn with a seed (the k-shot protocol of WinCLIP/AnomalyDINO)."""
+    train = [s.path for s in load_samples(dataset, root, [category], split="train").get(category, [])]
+    if len(train) < shots:
+        raise ZsadError(f"{category}: {shots}-shot needs {shots} good training images, found {len(train)}")
+    return sorted(random.Random(seed).sample(sorted(train), shots))
+
+
 def evaluate(detector, dataset: str, root: Path, categories=None, out_dir: Path | None = None,
-             object_name: str | None = None, progress: bool = True) -> MetricTable:
+             object_name: str | None = None, progress: bool = True, shots: int = 0, seed: int = 0) -> MetricTable:
+    """Test split of every category; ``shots`` > 0 adds that many good training images as references."""
     sample_sets = load_samples(dataset, root, categories)
     table = MetricTable()
     notes: dict[str, str] = {}
@@ -30,8 +40,9 @@ def evaluate(detector, dataset: str, root: Path, categories=None, out_dir: Path 
         labelled = [s for s in samples if s.label is not None]
         if len(labelled) < len(samples):
             raise ZsadError(f"{category}: {len(samples) - len(labelled)} images have no label; eval needs labels")
-        results = detector.detect([s.path for s in samples], object_name=object_name or object_name_for(category),
-                                  progress=progress)
+        references = draw_references(dataset, root, category, shots, seed) if shots else None
+        results = detector.detect([s.path for s in samples], references=references,
+                                  object_name=object_name or object_name_for(category), progress=progress)
         kept = [(s, r) for s, r in zip(samples, results) if r.ok]
         for sample, result in zip(samples, results):
             if not result.ok:
@@ -52,7 +63,8 @@ def evaluate(detector, dataset: str, root: Path, categories=None, out_dir: Path 
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "metrics.md").write_text(table.to_markdown() + "\n")
-        info = {"dataset": dataset, "root": str(root), "backbone": detector.backbone.name,
+        info = {"dataset": dataset, "root": str(root), "backbone": detector.backbone.name, "shots": shots,
+                "seed": seed, "method": detector.config.method,
                 "input_size": detector.backbone.input_size, "notes": notes, "metrics": table.to_dict()}
         (out_dir / "metrics.json").write_text(json.dumps(info, indent=2))
     return table
