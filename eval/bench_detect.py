@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,14 +24,8 @@ from zsad.backbones import BackboneSpec
 from zsad.detector import Detector, DetectorConfig
 from zsad.data.preprocess import to_batch
 
-
-def timed(fn, repeats: int) -> float:
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import timed  # noqa: E402
 
 
 def main() -> None:

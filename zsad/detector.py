@@ -47,6 +47,9 @@ class DetectorConfig:
     text: TextConfig = field(default_factory=TextConfig)
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
     reference_rotations: bool = False  # add 90/180/270-degree copies of each reference (AnomalyDINO)
+    # Layers searched by few-shot scoring; None = the last extracted layer, as AnomalyDINO. Each layer adds one
+    # nearest-neighbour search over the whole memory, so more layers cost more than they usually return.
+    reference_layers: tuple[int, ...] | None = None
     mutual: MutualConfig = field(default_factory=MutualConfig)
     min_mutual_batch: int = 8  # "auto" uses mutual scoring from this many test images on
     batch_size: int = 8
@@ -150,6 +153,14 @@ class Detector:
 
     # -- evidence -----------------------------------------------------------------------------------------------
 
+    def reference_tokens(self, features: Features) -> torch.Tensor:
+        """The layers few-shot scoring uses, [B, L', h, w, C]."""
+        wanted = self.config.reference_layers or features.layers[-1:]
+        missing = [layer for layer in wanted if layer not in features.layers]
+        if missing:
+            raise ZsadError(f"reference layers {missing} were not extracted; the backbone returns {list(features.layers)}")
+        return features.patch_tokens[:, [features.layers.index(layer) for layer in wanted]]
+
     def memory_meta(self) -> dict[str, str]:
         """What a reference memory must agree on with the detector that searches it."""
         spec = self.config.backbone
@@ -157,7 +168,7 @@ class Detector:
             "backbone": spec.name,
             "pretrained": str(spec.pretrained),
             "input_size": str(self.backbone.input_size),
-            "layers": ",".join(map(str, self.backbone.layers)),
+            "layers": ",".join(map(str, self.config.reference_layers or self.backbone.layers[-1:])),
             "vv_layers": str(spec.vv_layers),
         }
 
@@ -184,7 +195,7 @@ class Detector:
         if not images:
             raise ZsadError("no usable reference image; pass a folder or files of good (defect-free) images")
         loaded = [LoadedImage(image, "", None, image.size) for image in images]
-        tokens = self.extract(loaded, progress=progress).patch_tokens
+        tokens = self.reference_tokens(self.extract(loaded, progress=progress))
         meta = self.memory_meta()
         owners_t = torch.tensor(owners)
         if len(set(owners)) >= 2:
@@ -235,7 +246,7 @@ class Detector:
             if "text" in plan:
                 per_batch["text"].append(self._text(features, object_name))
             if "fewshot" in plan:
-                per_batch["fewshot"].append(memory.score(features.patch_tokens.to(memory.device)))
+                per_batch["fewshot"].append(memory.score(self.reference_tokens(features).to(memory.device)))
             if "mutual" in plan:
                 if mutual_tokens is None:
                     shape = (len(images), *features.patch_tokens.shape[1:])

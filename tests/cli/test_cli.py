@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,8 @@ def synth_folder(tmp_path_factory):
 
 
 def test_detect_writes_overlay_per_image_and_reports_a_corrupt_file(synth_folder, tmp_path):
-    test_dir = synth_folder / "test"
+    test_dir = tmp_path / "test"
+    shutil.copytree(synth_folder / "test", test_dir)
     images = sorted(test_dir.rglob("*.png"))
     (test_dir / "good" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
     out = tmp_path / "out"
@@ -69,3 +71,30 @@ def test_eval_writes_the_metric_table(synth_folder, tmp_path):
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())["metrics"]
     assert set(metrics) == {"weave", "mean"}
     assert 0.0 <= metrics["weave"]["i_auroc"] <= 1.0 and 0.0 <= metrics["weave"]["aupro"] <= 1.0
+
+
+def test_detect_with_references_saves_and_reuses_the_memory(synth_folder, tmp_path):
+    memory = tmp_path / "weave.safetensors"
+    first = zsad("detect", synth_folder / "test", "--backbone", "tiny-dinov2", "--method", "fewshot",
+                 "--references", synth_folder / "train" / "good", "--save-memory", memory, "--out", tmp_path / "a")
+    assert first.returncode == 0, first.stderr
+    assert memory.is_file()
+    again = zsad("detect", synth_folder / "test", "--backbone", "tiny-dinov2", "--method", "fewshot",
+                 "--references", memory, "--out", tmp_path / "b")
+    assert again.returncode == 0, again.stderr
+    a = [r["score"] for r in csv.DictReader(open(tmp_path / "a" / "results.csv"))]
+    b = [r["score"] for r in csv.DictReader(open(tmp_path / "b" / "results.csv"))]
+    assert a == b
+    rows = list(csv.DictReader(open(tmp_path / "b" / "results.csv")))
+    assert {r["evidence"] for r in rows} == {"fewshot"}
+    mismatch = zsad("detect", synth_folder / "test", "--backbone", "tiny-dinov2", "--input-size", "112",
+                    "--references", memory, "--out", tmp_path / "c")
+    assert mismatch.returncode == 2 and "input_size" in mismatch.stderr and "Traceback" not in mismatch.stderr
+
+
+def test_mutual_method_from_the_cli(synth_folder, tmp_path):
+    done = zsad("detect", synth_folder / "test", "--backbone", "tiny-dinov2", "--method", "mutual",
+                "--mutual-max-refs", "2", "--out", tmp_path / "m")
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "m" / "results.json").read_text())
+    assert {r["evidence"] for r in report["results"]} == {"mutual"}

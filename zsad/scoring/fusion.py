@@ -17,6 +17,7 @@ The price of the rule: fused values depend on the run's images, as mutual scorin
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from zsad.scoring.base import AnomalyMaps
@@ -26,11 +27,11 @@ MAD_TO_SIGMA = 1.4826
 
 def robust_scale(values: torch.Tensor) -> tuple[float, float]:
     """(median, 1.4826 * MAD) of all values; the scale never collapses to zero."""
-    flat = values.flatten().float()
-    median = flat.median()
-    mad = (flat - median).abs().median() * MAD_TO_SIGMA
-    spread = max(float(mad), 1e-6 * max(float(flat.abs().max()), 1.0))
-    return float(median), spread
+    flat = values.detach().flatten().float().cpu().numpy()
+    median = float(np.median(flat))  # numpy's median: the mean of the two middle values for even counts
+    mad = float(np.median(np.abs(flat - median))) * MAD_TO_SIGMA
+    spread = max(mad, 1e-6 * max(float(np.abs(flat).max()), 1.0))
+    return median, spread
 
 
 def fuse(evidence: list[AnomalyMaps]) -> AnomalyMaps:
