@@ -160,9 +160,8 @@ def build_tiny_clip(config: TinyCLIPConfig = TinyCLIPConfig()):
     import open_clip
     from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(config.seed)
-    try:
+    with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's random state
+        torch.manual_seed(config.seed)
         model = open_clip.CLIP(
             embed_dim=config.embed_dim,
             vision_cfg=CLIPVisionCfg(
@@ -177,8 +176,6 @@ def build_tiny_clip(config: TinyCLIPConfig = TinyCLIPConfig()):
                 heads=config.text_heads, layers=config.text_layers,
             ),
         )
-    finally:
-        torch.random.set_rng_state(generator_state)
     open_clip.model.set_model_preprocess_cfg(
         model,
         {"size": config.image_size, "mean": open_clip.OPENAI_DATASET_MEAN, "std": open_clip.OPENAI_DATASET_STD,

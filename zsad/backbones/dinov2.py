@@ -93,14 +93,11 @@ def build_tiny_dinov2(config: TinyDINOv2Config = TinyDINOv2Config()) -> nn.Modul
         image_size=config.image_size, patch_size=config.patch_size, hidden_size=config.hidden_size,
         num_hidden_layers=config.layers, num_attention_heads=config.heads, intermediate_size=4 * config.hidden_size,
     )
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(config.seed)
-    try:
+    with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's random state
+        torch.manual_seed(config.seed)
         if config.registers:
             return Dinov2WithRegistersModel(Dinov2WithRegistersConfig(num_register_tokens=config.registers, **kwargs))
         return Dinov2Model(Dinov2Config(**kwargs))
-    finally:
-        torch.random.set_rng_state(generator_state)
 
 
 def load_dinov2(name: str) -> nn.Module:
