@@ -19,7 +19,7 @@ from zsad.detector import Detector, DetectorConfig
 from zsad.metrics import image_metrics, pixel_metrics
 from zsad.scoring.mutual import MutualConfig
 
-CATEGORIES = ["weave", "pill", "washer"]
+CATEGORIES = ["weave", "grain", "pill", "washer"]  # every synth category
 
 
 @pytest.fixture(scope="module")
