@@ -24,3 +24,11 @@ def test_prompts_are_package_data():
 def test_import_does_not_load_heavy_libraries():
     code = "import sys, zsad; print(any(m in sys.modules for m in ('open_clip', 'transformers', 'torch')))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_public_api_is_reachable_from_the_top_level():
+    import zsad
+    from zsad.detector import Detector
+
+    assert zsad.Detector is Detector
+    assert zsad.AnomalyResult.__name__ == "AnomalyResult"

@@ -175,6 +175,16 @@ def test_folder_samples(tmp_path: Path) -> None:
     assert folder_samples(batch)["widgets"][0].category == "widgets"
 
 
+def test_folder_with_good_and_defect_subfolders_is_labelled(tmp_path: Path) -> None:
+    split = tmp_path / "cable"
+    for name in ["good/1.png", "Good/2.png", "scratch/3.png", "cut/deep/4.png"]:
+        _touch(split / name)
+    samples = {s.path.name: s for s in folder_samples(split)["cable"]}
+    assert {name: (s.label, s.defect) for name, s in samples.items()} == {
+        "1.png": (0, None), "2.png": (0, None), "3.png": (1, "scratch"), "4.png": (1, "cut"),
+    }
+
+
 # ------------------------------------------------------------------------------------------------ manifests
 
 

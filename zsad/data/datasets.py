@@ -178,11 +178,24 @@ def visa_samples(
 # --------------------------------------------------------------------------------------------------- plain folders
 
 
-def folder_samples(paths: PathLike | Sequence[PathLike]) -> SampleSets:
-    """Unlabelled images: each folder given is one category named after it; loose files go to ``"images"``.
+NORMAL_FOLDER_NAMES = frozenset({"good", "normal", "ok"})
 
-    Folders are expanded recursively by ``list_images``; files are kept as given (even with an unknown suffix)
-    so that the loader reports them.
+
+def _folder_label(image: Path, folder: Path, labelled: bool) -> tuple[int | None, str | None]:
+    """(label, defect) from the first sub-folder under ``folder``: good/normal/ok -> 0, any other -> 1."""
+    if not labelled:
+        return None, None
+    first = image.relative_to(folder).parts[0]
+    return (0, None) if first.lower() in NORMAL_FOLDER_NAMES else (1, first)
+
+
+def folder_samples(paths: PathLike | Sequence[PathLike]) -> SampleSets:
+    """Images of folders: each folder given is one category named after it; loose files go to ``"images"``.
+
+    A folder organised like an MVTec test split, with a ``good`` (or ``normal``/``ok``) sub-folder beside one
+    sub-folder per defect type, is labelled from those names (so ``zsad eval --dataset folder`` works on it);
+    any other folder is unlabelled. Folders are expanded recursively by ``list_images``; files are kept as given
+    (even with an unknown suffix) so that the loader reports them.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
@@ -193,12 +206,16 @@ def folder_samples(paths: PathLike | Sequence[PathLike]) -> SampleSets:
     for raw in paths:
         path = Path(raw)
         category = path.resolve().name if path.is_dir() else "images"
+        labelled = path.is_dir() and any(
+            child.is_dir() and child.name.lower() in NORMAL_FOLDER_NAMES for child in path.iterdir()
+        )
         for image in list_images([path]):
             if image in seen:
                 continue
             seen.add(image)
+            label, defect = _folder_label(image, path, labelled)
             result.setdefault(category, []).append(
-                Sample(path=image, label=None, mask_path=None, category=category, defect=None)
+                Sample(path=image, label=label, mask_path=None, category=category, defect=defect)
             )
     return dict(sorted(result.items()))
 
