@@ -41,6 +41,7 @@ def main() -> None:
 
     config = DetectorConfig(
         backbone=BackboneSpec(args.backbone, pretrained="random", input_size=args.input_size),
+        method="text",  # zero-shot text scoring; "auto" would add mutual scoring for a batch this size
         batch_size=args.batch_size,
     )
     detector = Detector(config=config)
