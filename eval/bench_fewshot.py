@@ -17,7 +17,6 @@ from pathlib import Path
 import torch
 
 from zsad.backbones import BackboneSpec
-from zsad.data.images import LoadedImage
 from zsad.detector import Detector, DetectorConfig
 from zsad.scoring.reference import ReferenceConfig, ReferenceMemory
 

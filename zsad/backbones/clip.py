@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zsad.backbones.base import Features
-from zsad.backbones.weights import hub_cache_dir, hub_offline, hub_reachable, unavailable
+from zsad.backbones.weights import hub_cache_dir, hub_reachable, unavailable
 from zsad.errors import ZsadError
 
 
