@@ -308,8 +308,9 @@ class Detector:
             maps += to_original_sizes(grid, [image.original_size for image in chunk])
         image_scores = fused.scores.numpy().astype(np.float64)
         threshold = decide_threshold(image_scores, self.config.threshold, self._natural_threshold(fused, memory))
-        for (index, _), anomaly_map, score in zip(loaded, maps, image_scores):
-            results[index] = self._finish(results[index], anomaly_map, float(score), threshold, fused.source)
+        for (index, _), anomaly_map, grid, score in zip(loaded, maps, fused.maps, image_scores):
+            results[index] = replace(self._finish(results[index], anomaly_map, float(score), threshold, fused.source),
+                                     grid_map=grid.float().numpy())
         return results
 
     def _memory_from(self, references, progress: bool) -> ReferenceMemory | None:

@@ -18,6 +18,7 @@ class AnomalyResult:
     threshold: float | None = None
     threshold_rule: str = ""
     anomaly_map: np.ndarray | None = field(default=None, repr=False)  # (height, width) float32, original frame
+    grid_map: np.ndarray | None = field(default=None, repr=False)  # (h, w) float32 on the backbone's patch grid
     evidence: tuple[str, ...] = ()
     explanation: str = ""
     error: str | None = None
