@@ -1,15 +1,43 @@
-"""What a user gets per image."""
+"""What a user gets per image.
+
+A result keeps its map on the backbone's patch grid (``grid_map``, float32, a few KB) together with how to bring it
+to the image (``postprocess``: upsampling, smoothing, original size). ``anomaly_map`` is computed from these when
+read, and ``map_at(size)`` gives it at any other size (overlays of huge images): a run over 10,000 images holds
+10,000 small grids, never 10,000 full-size float maps.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+from zsad.scoring.postprocess import MapPostprocess
+
+
+@dataclass(frozen=True)
+class EvidenceScore:
+    """One evidence's own numbers for one image, in that evidence's units (before fusion)."""
+
+    score: float
+    map_max: float
+    map_mean: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {"score": self.score, "map_max": self.map_max, "map_mean": self.map_mean}
 
 
 @dataclass
 class AnomalyResult:
     """One image's outcome. ``error`` is set (and score/map are None) when the image could not be processed, so a
-    batch keeps one result per input in input order and one bad file never loses the others' results."""
+    batch keeps one result per input in input order and one bad file never loses the others' results.
+
+    evidence: each evidence's own image score and map statistics, by scorer name, in the order they ran; the fused
+        ``score`` and ``grid_map`` combine them (``zsad.scoring.fusion``).
+    pixel_threshold: the threshold on the map's own scale that ``regions`` and ``anomalous_area`` use (see
+        ``zsad.explain.regions``); ``threshold`` is the image-score threshold of the verdict.
+    reasoning: what an LLM/rule explainer returned (its verdict, cited rules), when one is configured.
+    """
 
     name: str
     path: str | None = None
@@ -17,10 +45,14 @@ class AnomalyResult:
     is_anomalous: bool | None = None
     threshold: float | None = None
     threshold_rule: str = ""
-    anomaly_map: np.ndarray | None = field(default=None, repr=False)  # (height, width) float32, original frame
     grid_map: np.ndarray | None = field(default=None, repr=False)  # (h, w) float32 on the backbone's patch grid
-    evidence: tuple[str, ...] = ()
+    original_size: tuple[int, int] | None = None  # (width, height)
+    postprocess: MapPostprocess | None = None
+    evidence: dict[str, EvidenceScore] = field(default_factory=dict)
+    pixel_threshold: float | None = None
+    regions: tuple = ()
     explanation: str = ""
+    reasoning: dict[str, Any] | None = None
     error: str | None = None
 
     @property
@@ -33,18 +65,30 @@ class AnomalyResult:
             return "error"
         return {True: "anomalous", False: "normal", None: "undecided"}[self.is_anomalous]
 
+    @property
+    def anomaly_map(self) -> np.ndarray | None:
+        """(height, width) float32 in the original frame, computed from the grid map when read."""
+        if self.grid_map is None or self.original_size is None:
+            return None
+        return self.map_at(self.original_size)
+
+    def map_at(self, size: tuple[int, int]) -> np.ndarray:
+        """The map upsampled, smoothed and resized to ``size`` = (width, height)."""
+        post = self.postprocess or MapPostprocess(input_size=max(self.grid_map.shape) * 16)
+        return post.apply(self.grid_map, size)
+
     def map_stats(self) -> dict[str, float]:
-        """Summary of the heat map; ``anomalous_area`` is the fraction of pixels at or above the image threshold."""
-        if self.anomaly_map is None:
+        """Summary of the map on the patch grid; ``anomalous_area`` is the share above the pixel threshold."""
+        if self.grid_map is None:
             return {}
-        m = self.anomaly_map
+        m = self.grid_map
         stats = {"map_max": float(m.max()), "map_mean": float(m.mean()), "map_p99": float(np.percentile(m, 99))}
-        if self.threshold is not None:
-            stats["anomalous_area"] = float((m >= self.threshold).mean())
+        if self.pixel_threshold is not None:
+            stats["anomalous_area"] = float((m >= self.pixel_threshold).mean())
         return stats
 
     def to_record(self) -> dict:
-        """JSON/CSV-ready, without the map."""
+        """JSON-ready, without the map. Per-evidence numbers are nested under ``evidence``."""
         return {
             "name": self.name,
             "path": self.path,
@@ -52,29 +96,23 @@ class AnomalyResult:
             "verdict": self.verdict,
             "threshold": self.threshold,
             "threshold_rule": self.threshold_rule,
-            "evidence": "+".join(self.evidence),
+            "evidence": {name: item.to_dict() for name, item in self.evidence.items()},
             **self.map_stats(),
+            "pixel_threshold": self.pixel_threshold,
+            "regions": [region.to_dict() for region in self.regions],
             "explanation": self.explanation,
+            **({"reasoning": self.reasoning} if self.reasoning is not None else {}),
             "error": self.error,
         }
 
 
-def explain(result: AnomalyResult) -> str:
-    """A short, factual account of the verdict from the evidence at hand (LLM explanations build on this later)."""
-    if result.error:
-        return f"not inspected: {result.error}"
-    m = result.anomaly_map
-    where = ""
-    if m is not None:
-        y, x = np.unravel_index(int(np.argmax(m)), m.shape)
-        where = f"; strongest evidence at x={x}, y={y} of {m.shape[1]}x{m.shape[0]}"
-    evidence = "+".join(result.evidence)
-    if result.threshold is None:
-        return f"score {result.score:.4g} from {evidence} evidence; no threshold ({result.threshold_rule}){where}"
-    relation = ">=" if result.is_anomalous else "<"
-    stats = result.map_stats()
-    area = f", {100 * stats['anomalous_area']:.1f}% of the image above threshold" if "anomalous_area" in stats else ""
-    return (
-        f"{result.verdict}: score {result.score:.4g} {relation} threshold {result.threshold:.4g} "
-        f"({result.threshold_rule}) from {evidence} evidence{where}{area}"
-    )
+def flat_record(record: dict) -> dict:
+    """A record for one CSV row: evidence flattened to ``<name>_score`` columns, regions counted."""
+    row = {key: value for key, value in record.items() if key not in ("evidence", "regions", "reasoning")}
+    row["evidence"] = "+".join(record.get("evidence") or {})
+    for name, item in (record.get("evidence") or {}).items():
+        row[f"{name}_score"] = item["score"]
+    row["regions"] = len(record.get("regions") or [])
+    if record.get("reasoning"):
+        row["llm_verdict"] = record["reasoning"].get("verdict")
+    return row

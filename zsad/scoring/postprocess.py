@@ -1,10 +1,13 @@
 """From patch-grid maps to per-image maps at the original resolution.
 
-Smoothing happens at the backbone's input resolution (sigma 4 px there, the setting of WinCLIP, APRIL-GAN and
-AnomalyCLIP), so the amount of smoothing relative to the object does not depend on how large the user's files are;
-the smoothed map is then resized onto each image's original frame.
+Default (WinCLIP, APRIL-GAN, AnomalyCLIP): bilinear upsampling to the backbone's input size, Gaussian smoothing
+there (sigma 4 px, so the amount of smoothing relative to the object does not depend on how large the user's
+files are), then a resize onto each image's original frame. MuSc's official code instead upsamples with
+``align_corners=True`` and no Gaussian: ``MapPostprocess`` holds these choices so a preset can name them.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,9 +29,10 @@ def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(rows, kernel.view(1, 1, -1, 1))
 
 
-def smooth(maps: torch.Tensor, input_size: int, sigma: float = 4.0) -> torch.Tensor:
+def smooth(maps: torch.Tensor, input_size: int, sigma: float = 4.0, align_corners: bool = False) -> torch.Tensor:
     """[B, h, w] patch maps -> [B, S, S] bilinearly upsampled to the input size and Gaussian-smoothed."""
-    up = F.interpolate(maps.float().unsqueeze(1), size=(input_size, input_size), mode="bilinear", align_corners=False)
+    up = F.interpolate(maps.float().unsqueeze(1), size=(input_size, input_size), mode="bilinear",
+                       align_corners=align_corners)
     if sigma > 0:
         up = gaussian_blur(up, sigma)
     return up.squeeze(1)
@@ -41,3 +45,20 @@ def to_original_sizes(maps: torch.Tensor, sizes: list[tuple[int, int]]) -> list[
         resized = F.interpolate(anomaly_map[None, None], size=(height, width), mode="bilinear", align_corners=False)
         out.append(resized[0, 0].cpu().numpy().astype(np.float32, copy=False))
     return out
+
+
+@dataclass(frozen=True)
+class MapPostprocess:
+    """How a patch-grid map becomes an image map: upsample to ``input_size`` (bilinear, ``align_corners``),
+    Gaussian with ``sigma`` px there (0 = none), then bilinear resize to the requested size."""
+
+    input_size: int
+    sigma: float = 4.0
+    align_corners: bool = False
+
+    def apply(self, grid_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        grid = torch.from_numpy(np.asarray(grid_map, dtype=np.float32))[None]
+        up = smooth(grid, self.input_size, self.sigma, self.align_corners)
+        if (size[1], size[0]) == tuple(up.shape[1:]):
+            return up[0].numpy()
+        return to_original_sizes(up, [size])[0]

@@ -1,0 +1,13 @@
+"""The explainer seam: a result, its per-evidence scores and its top regions, turned into words.
+
+``regions.top_regions`` finds the anomalous regions of a map once, for every explainer (and for the demo's
+outlines and the reasoning layer). ``FactualExplainer`` is the default; the reasoning layer adds rule- and
+LLM-based explainers through the same ``Explainer`` interface (``Detector(explainer=...)``).
+"""
+from zsad.explain.base import EXPLAINERS, Explainer, FactualExplainer, register_explainer
+from zsad.explain.regions import Region, pixel_threshold, position_words, top_regions
+
+__all__ = [
+    "EXPLAINERS", "Explainer", "FactualExplainer", "Region", "pixel_threshold", "position_words",
+    "register_explainer", "top_regions",
+]
