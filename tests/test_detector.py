@@ -26,7 +26,7 @@ def test_results_align_with_inputs_and_keep_original_sizes(detector, tmp_path):
     for result, height in zip([results[0], results[2], results[5]], (40, 50, 60)):
         assert result.anomaly_map.shape == (height, 60)
         assert 0.0 <= result.score <= 1.0
-        assert result.evidence == ("text",)
+        assert list(result.evidence) == ["text"]
         assert result.explanation
     # the same image as array and as file gives the same score
     assert results[4].score == pytest.approx(results[0].score, abs=1e-6)
@@ -39,7 +39,9 @@ def test_scores_equal_the_text_scorer_on_extracted_features(detector, synth_root
     paths = sorted((synth_root / "pill" / "test").rglob("*.png"))[:3]
     results = detector.detect(paths)
     features = detector.extract([load_image(p) for p in paths])
-    direct = detector._text(features)
+    from zsad.scoring.text import score_text
+
+    direct = score_text(features, detector.text_head.embeddings("pill"), detector.config.text)
     np.testing.assert_allclose([r.score for r in results], direct.scores.numpy(), atol=1e-6)
 
 

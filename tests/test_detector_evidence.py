@@ -6,6 +6,7 @@ from zsad.backbones import BackboneSpec
 from zsad.data.images import load_image
 from zsad.detector import Detector, DetectorConfig
 from zsad.errors import ZsadError
+from zsad.scoring.fewshot import build_memory, reference_tokens
 from zsad.scoring.fusion import fuse
 from zsad.scoring.reference import ReferenceMemory
 
@@ -45,19 +46,28 @@ def test_explicit_methods_explain_what_is_missing():
 def test_auto_fuses_all_evidence_and_says_which(clip_detector, images):
     references = images[:3]
     results = clip_detector.detect(images[3:], references=references)
-    assert all(r.evidence == ("text", "fewshot") for r in results)
+    assert all(list(r.evidence) == ["text", "fewshot"] for r in results)
     big = clip_detector.detect(images, references=references)
-    assert big[0].evidence == ("text", "fewshot", "mutual")
-    # the fused score equals fusing the separate evidences computed by hand
-    loaded = [load_image(i) for i in images]
-    memory = clip_detector.build_memory(references)
-    evidence = clip_detector._score_all(loaded, ["text", "fewshot", "mutual"], memory, None, False)
+    assert list(big[0].evidence) == ["text", "fewshot", "mutual"]
+    # each evidence's own score equals that scorer run alone, and the fused score equals fusing them by hand
+    alone = {
+        method: Detector("tiny-clip", object_name="pill", method=method).detect(images, references=references)
+        for method in ("text", "fewshot", "mutual")
+    }
+    for method, results_alone in alone.items():
+        np.testing.assert_allclose([r.evidence[method].score for r in big], [r.score for r in results_alone],
+                                   rtol=1e-5, atol=1e-6)
+    from zsad.scoring.base import AnomalyMaps
+    import torch
+
+    evidence = [AnomalyMaps(torch.tensor(np.stack([r.grid_map for r in rs])), torch.tensor([r.score for r in rs]), m)
+                for m, rs in alone.items()]
     np.testing.assert_allclose([r.score for r in big], fuse(evidence).scores.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_memory_save_load_and_mismatch(tmp_path, images):
     detector = Detector("tiny-dinov2", method="fewshot")
-    memory = detector.build_memory(images[:3])
+    memory = build_memory(detector, images[:3])
     path = tmp_path / "memory.safetensors"
     memory.save(path)
     direct = detector.detect(images[3:6], references=memory)
@@ -70,10 +80,10 @@ def test_memory_save_load_and_mismatch(tmp_path, images):
 
 def test_leave_one_out_threshold_gives_single_images_a_verdict(images):
     detector = Detector("tiny-dinov2", method="fewshot")
-    memory = detector.build_memory(images[:3])
+    memory = build_memory(detector, images[:3])
     loo = float(memory.meta["normal_score_max"])
     # recompute: each reference against a memory of the other two
-    tokens = detector.reference_tokens(detector.extract([load_image(i) for i in images[:3]]))
+    tokens = reference_tokens(detector, detector.extract([load_image(i) for i in images[:3]]))
     expected = max(
         float(ReferenceMemory.build(tokens[[j for j in range(3) if j != i]], detector.config.reference)
               .score(tokens[i : i + 1]).scores[0])
@@ -85,9 +95,9 @@ def test_leave_one_out_threshold_gives_single_images_a_verdict(images):
 
 
 def test_rotations_add_rotated_references(images):
-    plain = Detector("tiny-dinov2", method="fewshot").build_memory(images[:2])
+    plain = build_memory(Detector("tiny-dinov2", method="fewshot"), images[:2])
     config = DetectorConfig(backbone=BackboneSpec("tiny-dinov2"), method="fewshot", reference_rotations=True)
-    rotated = Detector(config=config).build_memory(images[:2])
+    rotated = build_memory(Detector(config=config), images[:2])
     assert rotated.source_patches == 4 * plain.source_patches
 
 
@@ -96,8 +106,8 @@ def test_a_bad_reference_is_skipped_with_a_warning(tmp_path, images):
     bad.write_bytes(b"")
     detector = Detector("tiny-dinov2", method="fewshot")
     with pytest.warns(UserWarning, match="reference skipped: .*bad.png"):
-        memory = detector.build_memory([bad, images[0], images[1]])
+        memory = build_memory(detector, [bad, images[0], images[1]])
     assert memory.source_patches == 2 * 16 * 16
     with pytest.raises(ZsadError, match="no usable reference"):
         with pytest.warns(UserWarning):
-            detector.build_memory([bad])
+            build_memory(detector, [bad])

@@ -1,62 +1,44 @@
-"""The Detector: images in, one ``AnomalyResult`` per image out.
+"""The Detector: images in, one ``AnomalyResult`` per image out. It only orchestrates.
 
-Data flow (DESIGN.md): load + validate every input (a bad one becomes an error result, the rest go on) -> batches
-through the backbone once per image -> each scorer that the inputs allow maps ``Features`` to patch-grid maps and
-image scores -> fusion -> upsample to the input size, Gaussian smoothing, resize to each original frame ->
-threshold over the batch -> verdict and explanation.
+Data flow (DESIGN.md): inputs are read batch by batch (a bad one becomes an error result, the rest go on) -> one
+backbone pass per image -> every scorer the run uses gets the batch's ``Features`` (per-batch scorers answer at
+once, the mutual scorer at the end of the run) -> fusion -> verdict threshold over the run's image scores, pixel
+threshold over its patch maps -> top regions -> explanation. What a particular scorer needs (reference memories,
+prompts, feature storage) lives in that scorer's module (``zsad.scoring``), found through the registry.
+
+Memory: decoded images live for one batch; a result keeps its map on the patch grid and computes the full-size map
+when read, so a folder of 10,000 images holds 10,000 small grids. Batch-level steps need only numbers already in
+memory: the verdict threshold needs the image scores, fusion and the pixel threshold the grid maps, and mutual
+scoring keeps the patch tokens it compares (its scorer stores them, in float16 above 4 GB).
 """
 from __future__ import annotations
 
 import contextlib
-import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from zsad.backbones import BackboneSpec, load_backbone
+from zsad.backbones import load_backbone
 from zsad.backbones.base import Features
+from zsad.config import DetectorConfig, build_config, validate
 from zsad.data.images import LoadedImage, load_image
 from zsad.data.preprocess import to_batch
 from zsad.errors import ZsadError
-from zsad.results import AnomalyResult, explain
-from zsad.scoring.base import AnomalyMaps
+from zsad.explain import EXPLAINERS, Explainer, pixel_threshold, top_regions
+from zsad.results import AnomalyResult, EvidenceScore
+from zsad.scoring.base import SCORERS, AnomalyMaps, Scorer, ScoringRun, method_names, scorer_class
 from zsad.scoring.fusion import fuse
-from zsad.scoring.mutual import MutualConfig, mutual_scores
-from zsad.scoring.postprocess import smooth, to_original_sizes
-from zsad.scoring.reference import ReferenceConfig, ReferenceMemory
-from zsad.scoring.text import TextConfig, TextScorer
-from zsad.verdict import Threshold, ThresholdRule, decide_threshold
+from zsad.scoring.mutual.distributed import my_share, num_processes
+from zsad.scoring.postprocess import MapPostprocess
+from zsad.scoring.text_heads import TextHead, load_text_head
+from zsad.verdict import ThresholdRule, decide_threshold
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-METHODS = ("auto", "text", "fewshot", "mutual")
-EVIDENCE_ORDER = ("text", "fewshot", "mutual")
-# Features of a mutual batch are kept in float16 above this size: 1,000 images at ViT-L-14/518 with 4 layers
-# are 22 GB in float32 but 11 GB in float16, and distances are computed in float32 chunks anyway.
-MUTUAL_FP32_LIMIT_BYTES = 4 * 2**30
-
-
-@dataclass(frozen=True)
-class DetectorConfig:
-    backbone: BackboneSpec = field(default_factory=BackboneSpec)
-    method: str = "auto"  # text | fewshot | mutual | auto (every evidence the inputs allow, fused)
-    text: TextConfig = field(default_factory=TextConfig)
-    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
-    reference_rotations: bool = False  # add 90/180/270-degree copies of each reference (AnomalyDINO)
-    # Layers searched by few-shot scoring; None = the last extracted layer, as AnomalyDINO. Each layer adds one
-    # nearest-neighbour search over the whole memory, so more layers cost more than they usually return.
-    reference_layers: tuple[int, ...] | None = None
-    mutual: MutualConfig = field(default_factory=MutualConfig)
-    min_mutual_batch: int = 8  # "auto" uses mutual scoring from this many test images on
-    batch_size: int = 8
-    device: str = "auto"  # "auto": CUDA when available, else CPU
-    precision: str = "auto"  # "auto": bf16 on CUDA, fp32 on CPU (fp32 is faster than bf16 on most CPUs)
-    sigma: float = 4.0
-    threshold: ThresholdRule = field(default_factory=ThresholdRule)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -79,50 +61,67 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     return PRECISIONS[precision]
 
 
+@dataclass
+class Source:
+    """One input: the object to load, the name results use, and the file path when there is one."""
+
+    item: Any
+    name: str
+    path: str | None = None
+
+
+@dataclass
+class ScoredImage:
+    """What a run knows about one readable image before the batch-level steps."""
+
+    index: int  # position among the inputs
+    source: Source
+    original_size: tuple[int, int]
+
+
 class Detector:
     """Zero-shot anomaly detector.
 
-    >>> detector = Detector(backbone="tiny-clip", object_name="bottle")   # doctest: +SKIP
+    >>> detector = Detector("tiny-clip", object_name="bottle")           # doctest: +SKIP
     >>> results = detector.detect(["a.png", "b.png"])                      # doctest: +SKIP
+
+    Options (``object_name``, ``method``, ``input_size``, ``layers``, ``threshold``, ...: see ``zsad.config.OPTIONS``)
+    or a full ``config=DetectorConfig(...)``, not both. ``text_head`` and ``explainer`` replace the configured ones.
     """
 
     def __init__(
         self,
-        backbone: str = BackboneSpec.name,
+        backbone: str | None = None,
         pretrained: str | None = None,
         *,
-        object_name: str = "object",
-        method: str = "auto",
-        input_size: int | None = None,
-        layers: tuple[int, ...] | None = None,
-        vv_layers: int = 0,
-        batch_size: int = 8,
-        device: str = "auto",
-        precision: str = "auto",
-        threshold: float | None = None,
         config: DetectorConfig | None = None,
+        text_head: TextHead | str | None = None,
+        explainer: Explainer | None = None,
+        **options,
     ):
-        if config is None:
-            config = DetectorConfig(
-                backbone=BackboneSpec(backbone, pretrained, input_size, tuple(layers) if layers else None, vv_layers),
-                method=method,
-                text=TextConfig(object_name=object_name),
-                batch_size=batch_size,
-                device=device,
-                precision=precision,
-                threshold=ThresholdRule("fixed", threshold) if threshold is not None else ThresholdRule(),
-            )
-        if config.method not in METHODS:
-            raise ZsadError(f"unknown method {config.method!r}; use one of {', '.join(METHODS)}")
-        if config.batch_size < 1:
-            raise ZsadError(f"batch size must be at least 1, got {config.batch_size}")
+        if config is not None:
+            given = sorted(k for k, v in {"backbone": backbone, "pretrained": pretrained, **options}.items()
+                           if v is not None)
+            if given:
+                raise ZsadError(f"pass either config= or options, not both: {given} would be ignored; "
+                                "use zsad.config.build_config(config, ...) to change a config")
+            validate(config)
+        else:
+            config = build_config(backbone=backbone, pretrained=pretrained, **options)
         self.config = config
         self.device = resolve_device(config.device)
         self.dtype = resolve_precision(config.precision, self.device)
         self.backbone = load_backbone(config.backbone).to(self.device)
-        self._text = TextScorer(self.backbone, config.text) if self.backbone.has_text else None
+        self.text_head = None
+        if self.backbone.has_text:
+            self.text_head = load_text_head(text_head or config.text.prompts, self.backbone)
+        if explainer is None:
+            if config.explainer not in EXPLAINERS:
+                raise ZsadError(f"unknown explainer {config.explainer!r}; use one of {', '.join(EXPLAINERS)}")
+            explainer = EXPLAINERS[config.explainer]()
+        self.explainer = explainer
 
-    # -- stages -------------------------------------------------------------------------------------------------
+    # -- the backbone ---------------------------------------------------------------------------------------------
 
     def _autocast(self):
         if self.dtype == torch.float32:
@@ -139,197 +138,201 @@ class Detector:
             batch = to_batch([i.image for i in chunk], self.backbone.input_size, self.backbone.mean, self.backbone.std)
             with self._autocast():
                 features = self.backbone(batch.to(self.device))
-            parts.append(self._to_cpu(features))
+            parts.append(features.to_cpu_float())
         return Features.concat(parts)
 
-    @staticmethod
-    def _to_cpu(features: Features) -> Features:
-        return Features(
-            patch_tokens=features.patch_tokens.float().cpu(),
-            cls=features.cls.float().cpu(),
-            projected=None if features.projected is None else features.projected.float().cpu(),
-            layers=features.layers,
-        )
+    # -- planning -------------------------------------------------------------------------------------------------
 
-    # -- evidence -----------------------------------------------------------------------------------------------
-
-    def reference_tokens(self, features: Features) -> torch.Tensor:
-        """The layers few-shot scoring uses, [B, L', h, w, C]."""
-        wanted = self.config.reference_layers or features.layers[-1:]
-        missing = [layer for layer in wanted if layer not in features.layers]
-        if missing:
-            raise ZsadError(f"reference layers {missing} were not extracted; the backbone returns {list(features.layers)}")
-        return features.patch_tokens[:, [features.layers.index(layer) for layer in wanted]]
-
-    def memory_meta(self) -> dict[str, str]:
-        """What a reference memory must agree on with the detector that searches it."""
-        spec = self.config.backbone
-        return {
-            "backbone": spec.name,
-            "pretrained": str(spec.pretrained),
-            "input_size": str(self.backbone.input_size),
-            "layers": ",".join(map(str, self.config.reference_layers or self.backbone.layers[-1:])),
-            "vv_layers": str(spec.vv_layers),
-        }
-
-    def build_memory(self, references, progress: bool = False) -> ReferenceMemory:
-        """Memory of good reference images (paths, folders, PIL images, arrays).
-
-        Unreadable reference files are skipped with a warning. With two or more references, every reference is
-        also scored against a memory of the others (leave-one-out); the largest of these normal scores is kept in
-        the memory's metadata as ``normal_score_max`` and serves as the few-shot threshold for batches too small
-        for the batch rule.
-        """
-        images, owners = [], []
-        for index, source in enumerate(expand_sources(references)):
-            try:
-                image = load_image(source).image
-            except ZsadError as error:
-                warnings.warn(f"reference skipped: {error}", stacklevel=2)
-                continue
-            copies = [image]
-            if self.config.reference_rotations:
-                copies += [image.transpose(turn) for turn in (Image.ROTATE_90, Image.ROTATE_180, Image.ROTATE_270)]
-            images += copies
-            owners += [index] * len(copies)
-        if not images:
-            raise ZsadError("no usable reference image; pass a folder or files of good (defect-free) images")
-        loaded = [LoadedImage(image, "", None, image.size) for image in images]
-        tokens = self.reference_tokens(self.extract(loaded, progress=progress))
-        meta = self.memory_meta()
-        owners_t = torch.tensor(owners)
-        if len(set(owners)) >= 2:
-            loo_config = replace(self.config.reference, coreset_ratio=None)
-            normal_scores = [
-                ReferenceMemory.build(tokens[owners_t != owner], loo_config).score(tokens[owners_t == owner]).scores
-                for owner in sorted(set(owners))
-            ]
-            meta["normal_score_max"] = repr(float(torch.cat(normal_scores).max()))
-        return ReferenceMemory.build(tokens, self.config.reference, meta=meta)
-
-    def load_memory(self, path: str | Path) -> ReferenceMemory:
-        return ReferenceMemory.load(path, expect_meta=self.memory_meta())
-
-    def plan_evidence(self, n_images: int, has_references: bool) -> list[str]:
-        """Which scorers run: the one named by ``method``, or for "auto" every one the inputs allow."""
-        method = self.config.method
-        available = {
-            "text": self.backbone.has_text,
-            "fewshot": has_references,
-            "mutual": n_images >= (self.config.min_mutual_batch if method == "auto" else 3),
-        }
-        why_not = {
-            "text": f"backbone {self.backbone.name} has no text tower; use a CLIP backbone",
-            "fewshot": "few-shot scoring needs good reference images (--references DIR)",
-            "mutual": f"mutual scoring needs a batch of at least 3 test images, got {n_images}",
-        }
-        if method != "auto":
-            if not available[method]:
-                raise ZsadError(why_not[method])
-            return [method]
-        chosen = [name for name in EVIDENCE_ORDER if available[name]]
+    def plan(self, run: ScoringRun) -> list[type[Scorer]]:
+        """The scorer named by ``method``, or for "auto" every automatic scorer the inputs allow."""
+        if self.config.method != "auto":
+            cls = scorer_class(self.config.method)
+            why = cls.unavailable(self, run)
+            if why:
+                raise ZsadError(why)
+            return [cls]
+        candidates = [SCORERS[name] for name in method_names()[1:] if SCORERS[name].in_auto]
+        chosen = [cls for cls in candidates if cls.unavailable(self, run) is None]
         if not chosen:
-            raise ZsadError(
-                f"no evidence available for {n_images} image(s) with backbone {self.backbone.name}: give reference "
-                f"images (--references), a batch of at least {self.config.min_mutual_batch} images, or a CLIP backbone"
-            )
+            reasons = "; ".join(cls.unavailable(self, run) for cls in candidates)
+            raise ZsadError(f"no evidence available for {run.n_images} image(s) with backbone {self.backbone.name}: "
+                            f"{reasons}")
         return chosen
 
-    def _score_all(self, images: list[LoadedImage], plan: list[str], memory: ReferenceMemory | None,
-                   object_name: str | None, progress: bool) -> list[AnomalyMaps]:
-        """Runs the backbone once per image; per-batch scorers score as they go, mutual scoring at the end."""
-        per_batch: dict[str, list[AnomalyMaps]] = {name: [] for name in plan if name != "mutual"}
-        mutual_tokens, mutual_cls = None, []
-        batches = range(0, len(images), self.config.batch_size)
-        for start in tqdm(batches, desc="features", disable=not progress):
-            features = self.extract(images[start : start + self.config.batch_size])
-            if "text" in plan:
-                per_batch["text"].append(self._text(features, object_name))
-            if "fewshot" in plan:
-                per_batch["fewshot"].append(memory.score(self.reference_tokens(features).to(memory.device)))
-            if "mutual" in plan:
-                if mutual_tokens is None:
-                    shape = (len(images), *features.patch_tokens.shape[1:])
-                    big = torch.Size(shape).numel() * 4 > MUTUAL_FP32_LIMIT_BYTES
-                    mutual_tokens = torch.empty(shape, dtype=torch.float16 if big else torch.float32)
-                mutual_tokens[start : start + len(features.patch_tokens)] = features.patch_tokens
-                mutual_cls.append(features.cls)
-        evidence = [
-            AnomalyMaps(
-                maps=torch.cat([m.maps.float().cpu() for m in parts]),
-                scores=torch.cat([m.scores.float().cpu() for m in parts]),
-                source=name,
-            )
-            for name, parts in per_batch.items()
-        ]
-        if "mutual" in plan:
-            mutual = mutual_scores(mutual_tokens, torch.cat(mutual_cls), self.config.mutual)
-            evidence.append(AnomalyMaps(mutual.maps.float().cpu(), mutual.scores.float().cpu(), "mutual"))
-        return evidence
+    def plan_evidence(self, n_images: int, has_references: bool) -> list[str]:
+        """Names of the scorers a run of ``n_images`` would use."""
+        run = ScoringRun(n_images=n_images, references=object() if has_references else None,
+                         explicit=self.config.method != "auto")
+        return [cls.name for cls in self.plan(run)]
 
-    # -- public API ---------------------------------------------------------------------------------------------
+    # -- public API -----------------------------------------------------------------------------------------------
 
     def detect(
         self,
-        images: Iterable | str | Path,
+        images: Iterable | str | Path | Image.Image | np.ndarray,
         references=None,
         object_name: str | None = None,
         progress: bool = False,
+        *,
+        journal=None,
+        state=None,
     ) -> list[AnomalyResult]:
-        """Score images (paths, folders, PIL images or arrays); one result per input image, bad ones with ``error``.
+        """Score images; one result per input image, in input order, bad ones with ``error`` set.
 
-        ``references``: good images (paths, folders, PIL images, arrays), a ``ReferenceMemory``, or a saved memory
-        file (.safetensors) for few-shot scoring. The verdict threshold is decided over this call's images (see
-        ``zsad.verdict``), so pass a whole batch.
+        images: a path, a folder, a PIL image, an array (H x W, H x W x C, or a batch N x H x W x C), or a list of
+            any of these.
+        references: good images (paths, folders, PIL images, arrays), a ``ReferenceMemory``, or a saved memory file
+            (.safetensors) for few-shot scoring.
+        journal: a ``zsad.outputs.ScoreJournal`` (or anything with its ``get``/``add``): each image's evidence is
+            recorded as soon as its batch is scored, and images already recorded are not scored again (only when
+            every scorer of the run scores images independently; mutual scoring needs the whole batch).
+        state: an accelerate ``PartialState`` when several processes run (``accelerate launch``/``torchrun``):
+            each scores a contiguous share of the inputs with its own model; mutual scoring gathers the patch tokens
+            and splits its query blocks between processes; the main process gets every result (the same as a
+            single-process run), the others get an empty list.
+        The verdict threshold is decided over this call's images (see ``zsad.verdict``), so pass a whole batch.
         """
         sources = expand_sources(images)
-        results: list[AnomalyResult] = []
-        loaded: list[tuple[int, LoadedImage]] = []
-        for index, source in enumerate(tqdm(sources, desc="loading", disable=not progress)):
-            try:
-                image = load_image(source)
-                loaded.append((index, image))
-                results.append(AnomalyResult(name=image.name, path=str(image.path) if image.path else None))
-            except ZsadError as error:
-                name = str(source) if isinstance(source, (str, Path)) else f"image {index}"
-                results.append(AnomalyResult(name=Path(name).name, path=name, error=str(error)))
-        if not loaded:
-            return results
-
-        memory = self._memory_from(references, progress)
-        plan = self.plan_evidence(len(loaded), memory is not None)
-        images_only = [image for _, image in loaded]
-        fused = fuse(self._score_all(images_only, plan, memory, object_name, progress))
-
-        maps = []
-        for start in range(0, len(images_only), self.config.batch_size):
-            chunk = images_only[start : start + self.config.batch_size]
-            grid = smooth(fused.maps[start : start + len(chunk)], self.backbone.input_size, self.config.sigma)
-            maps += to_original_sizes(grid, [image.original_size for image in chunk])
-        image_scores = fused.scores.numpy().astype(np.float64)
-        threshold = decide_threshold(image_scores, self.config.threshold, self._natural_threshold(fused, memory))
-        for (index, _), anomaly_map, grid, score in zip(loaded, maps, fused.maps, image_scores):
-            results[index] = replace(self._finish(results[index], anomaly_map, float(score), threshold, fused.source),
-                                     grid_map=grid.float().numpy())
+        share = my_share(list(range(len(sources))), state)
+        run = ScoringRun(
+            n_images=len(sources), references=references,
+            object_name=object_name or self.config.text.object_name, explicit=self.config.method != "auto",
+            extract=self.extract, progress=progress, extra={"state": state, "local_images": len(share)},
+        )
+        scorers = [cls(self) for cls in self.plan(run)]
+        for scorer in scorers:
+            scorer.start(run)
+        if journal is not None and not all(scorer.per_image for scorer in scorers):
+            journal = None
+        errors, scored, evidence, scorers = self._score([sources[i] for i in share], scorers, run, journal, state)
+        if num_processes(state) > 1:
+            errors, scored, evidence = _gather(state, share, errors, scored, evidence, scorers)
+            if not state.is_main_process:
+                return []
+        results: list[AnomalyResult | None] = [None] * len(sources)
+        for index, result in errors:
+            results[index] = result
+        if scored:
+            for image, result in zip(scored, self._decide(scored, evidence, scorers, progress)):
+                results[image.index] = result
         return results
 
-    def _memory_from(self, references, progress: bool) -> ReferenceMemory | None:
-        if references is None or isinstance(references, ReferenceMemory):
-            memory = references
-        elif isinstance(references, (str, Path)) and str(references).endswith(".safetensors"):
-            memory = self.load_memory(references)
-        else:
-            memory = self.build_memory(references, progress)
-        return None if memory is None else memory.to(self.device)
+    def _score(self, sources: list[Source], scorers: list[Scorer], run: ScoringRun, journal, state):
+        """Stream the inputs through the backbone and the scorers, one batch of decoded images at a time."""
+        errors: list[tuple[int, AnomalyResult]] = []
+        scored: list[ScoredImage] = []
+        parts: dict[str, list[AnomalyMaps]] = {scorer.name: [] for scorer in scorers}
+        names = [scorer.name for scorer in scorers]
+        batch_size = self.config.batch_size
+        bar = tqdm(total=len(sources), desc="scoring", unit="img", disable=not run.progress)
+        for start in range(0, len(sources), batch_size):
+            loaded: list[tuple[int, LoadedImage]] = []
+            for index in range(start, min(start + batch_size, len(sources))):
+                source = sources[index]
+                known = journal.get(source.path, names) if journal is not None else None
+                if known is not None:
+                    for name, (score, grid) in known["evidence"].items():
+                        parts[name].append(AnomalyMaps(torch.from_numpy(grid)[None], torch.tensor([score]), name))
+                    scored.append(ScoredImage(index, source, known["original_size"]))
+                    continue
+                try:
+                    loaded.append((index, load_image(source.item, name=source.name)))
+                except ZsadError as error:
+                    result = AnomalyResult(name=source.name, path=source.path, error=str(error))
+                    result.explanation = self.explainer.explain(result, [])
+                    errors.append((index, result))
+            if loaded:
+                features = self.extract([image for _, image in loaded])
+                fresh = {}
+                for scorer in scorers:
+                    maps = scorer.add(features, len(scored))
+                    if maps is not None:
+                        fresh[scorer.name] = AnomalyMaps(maps.maps.float().cpu(), maps.scores.float().cpu(), scorer.name)
+                        parts[scorer.name].append(fresh[scorer.name])
+                for row, (index, image) in enumerate(loaded):
+                    scored.append(ScoredImage(index, sources[index], image.original_size))
+                    if journal is not None and sources[index].path is not None:
+                        journal.add(sources[index].path, image.original_size,
+                                    {name: (float(m.scores[row]), m.maps[row].numpy()) for name, m in fresh.items()})
+            bar.update(min(batch_size, len(sources) - start))
+        bar.close()
+        scorers = self._still_available(scorers, run, _total(len(scored), state))
+        for scorer in scorers:
+            # Every process must reach finish() (mutual scoring gathers there), even one with no readable image.
+            maps = scorer.finish() if scored or num_processes(state) > 1 else None
+            if maps is not None:
+                parts[scorer.name] = [maps]
+        evidence = [
+            AnomalyMaps(
+                maps=torch.cat([m.maps.float().cpu() for m in parts[scorer.name]]),
+                scores=torch.cat([m.scores.float().cpu() for m in parts[scorer.name]]),
+                source=scorer.name,
+            )
+            for scorer in scorers if parts[scorer.name]
+        ]
+        return errors, scored, evidence, scorers
 
-    @staticmethod
-    def _natural_threshold(fused: AnomalyMaps, memory: ReferenceMemory | None) -> float | None:
-        """A threshold a single evidence carries by itself, used when the batch is too small for the batch rule."""
-        if fused.source == "text":
-            return 0.5
-        if fused.source == "fewshot" and memory is not None and "normal_score_max" in memory.meta:
-            return float(memory.meta["normal_score_max"])
-        return None
+    def _still_available(self, scorers: list[Scorer], run: ScoringRun, n_scored: int) -> list[Scorer]:
+        """Scorers planned on the number of inputs, re-checked on the number that could be read: with unreadable
+        files, "auto" drops an evidence the readable images no longer allow; a named method says why it cannot run."""
+        if n_scored == run.n_images or n_scored == 0:
+            return scorers
+        actual = replace(run, n_images=n_scored)
+        kept = []
+        for scorer in scorers:
+            why = scorer.unavailable(self, actual)
+            if why and run.explicit:
+                raise ZsadError(f"{why} ({run.n_images - n_scored} of {run.n_images} inputs could not be read)")
+            if not why:
+                kept.append(scorer)
+        return kept
+
+    def _decide(self, scored: list[ScoredImage], evidence: list[AnomalyMaps], scorers: list[Scorer],
+                progress: bool) -> list[AnomalyResult]:
+        """Batch-level steps on numbers already in memory: fusion, thresholds, regions, explanations."""
+        fused = fuse(evidence)
+        scores = fused.scores.numpy().astype(np.float64)
+        natural = scorers[0].natural_threshold() if len(scorers) == 1 else None
+        threshold = decide_threshold(scores, self.config.threshold, natural)
+        grids = fused.maps.float().numpy()
+        pixel = pixel_threshold(grids)
+        post = MapPostprocess(self.backbone.input_size, self.config.sigma)
+        results = []
+        for i, image in enumerate(tqdm(scored, desc="explaining", disable=not progress or len(scored) < 100)):
+            score = float(scores[i])
+            result = AnomalyResult(
+                name=image.source.name,
+                path=image.source.path,
+                score=score,
+                threshold=threshold.value,
+                threshold_rule=threshold.rule,
+                is_anomalous=None if threshold.value is None else bool(score >= threshold.value),
+                grid_map=grids[i],
+                original_size=image.original_size,
+                postprocess=post,
+                evidence={
+                    item.source: EvidenceScore(float(item.scores[i]), float(item.maps[i].max()),
+                                               float(item.maps[i].mean()))
+                    for item in evidence
+                },
+                pixel_threshold=pixel,
+                regions=tuple(top_regions(grids[i], pixel, image.original_size)),
+            )
+            result.explanation = self.explainer.explain(result, list(result.regions))
+            results.append(result)
+        return results
+
+    def describe(self) -> dict[str, Any]:
+        """Every resolved setting, for results.json: what ran, with which weights, sizes and layers."""
+        config = self.config.to_dict()
+        config["backbone"].update(input_size=self.backbone.input_size, layers=list(self.backbone.layers))
+        return {
+            **config,
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "text_head": None if self.text_head is None else self.text_head.describe(),
+            "explainer": self.explainer.describe(),
+        }
 
     def calibrate(self, images, labels, references=None, object_name: str | None = None,
                   progress: bool = False) -> float:
@@ -344,33 +347,74 @@ class Detector:
         self.config = replace(self.config, threshold=ThresholdRule("fixed", value))
         return value
 
-    @staticmethod
-    def _finish(result, anomaly_map, score, threshold: Threshold, source: str) -> AnomalyResult:
-        result = replace(
-            result,
-            score=score,
-            anomaly_map=anomaly_map,
-            threshold=threshold.value,
-            threshold_rule=threshold.rule,
-            is_anomalous=None if threshold.value is None else bool(score >= threshold.value),
-            evidence=tuple(source.split("+")),
-        )
-        result.explanation = explain(result)
-        return result
+
+def _total(count: int, state) -> int:
+    """The sum of ``count`` over all processes."""
+    if num_processes(state) == 1:
+        return count
+    from accelerate.utils import gather_object
+
+    return sum(gather_object([count]))
 
 
-def expand_sources(images) -> list:
-    """Paths and folders become image paths (folders expanded, sorted); in-memory images pass through."""
+def _gather(state, share, errors, scored, evidence, scorers):
+    """Every process's part of a run, in input order, on every process (shares are contiguous and ordered).
+
+    Per-image evidence is concatenated over processes; batch-level evidence (mutual) is already complete on
+    every process and is taken from the first.
+    """
+    from accelerate.utils import gather_object
+
+    errors = [(share[i], result) for i, result in errors]
+    scored = [replace(image, index=share[image.index]) for image in scored]
+    parts = gather_object([(errors, scored, evidence)])
+    by_name = {scorer.name: scorer for scorer in scorers}
+    merged = []
+    for position, item in enumerate(parts[0][2]):
+        if by_name[item.source].per_image:
+            pieces = [part[2][position] for part in parts]
+            item = AnomalyMaps(torch.cat([p.maps for p in pieces]), torch.cat([p.scores for p in pieces]), item.source)
+        merged.append(item)
+    return ([e for part in parts for e in part[0]], [s for part in parts for s in part[1]], merged)
+
+
+def expand_sources(images) -> list[Source]:
+    """Inputs -> one ``Source`` per image, in order.
+
+    A single PIL image or array is one image (an array of shape N x H x W x C is N images; H x W x C with C in
+    1, 3, 4 and H x W are one). Folders are expanded (sorted) and their images are named by their path relative
+    to the folder (``good/000.png``, ``hole/000.png``), so names stay unique; files given directly keep their
+    name. A missing or bad file becomes an error result later, not a failed batch.
+    """
     from zsad.data.images import list_images
 
-    if isinstance(images, (str, Path)):
+    if isinstance(images, (str, Path, Image.Image)):
         images = [images]
-    sources = []
-    for item in images:
+    elif isinstance(images, np.ndarray):
+        images = list(images) if _is_array_batch(images) else [images]
+    sources: list[Source] = []
+    for position, item in enumerate(images):
         if isinstance(item, (str, Path)) and Path(item).is_dir():
-            sources.extend(list_images([item]))
+            folder = Path(item)
+            for path in list_images([folder]):
+                sources.append(Source(path, _relative_name(path, folder), str(path)))
         elif isinstance(item, (str, Path)):
-            sources.append(Path(item))  # a missing or bad file becomes an error result, not a failed batch
+            sources.append(Source(Path(item), Path(item).name, str(item)))
+        elif isinstance(item, Image.Image) and getattr(item, "filename", ""):
+            sources.append(Source(item, Path(item.filename).name, str(item.filename)))
         else:
-            sources.append(item)
+            sources.append(Source(item, f"image {position}"))
     return sources
+
+
+def _is_array_batch(array: np.ndarray) -> bool:
+    if array.ndim == 4:
+        return True
+    return array.ndim == 3 and array.shape[-1] not in (1, 3, 4)
+
+
+def _relative_name(path: Path, folder: Path) -> str:
+    try:
+        return Path(path).relative_to(folder).as_posix()
+    except ValueError:
+        return Path(path).name

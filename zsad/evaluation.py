@@ -26,13 +26,18 @@ def draw_references(dataset: str, root: Path, category: str, shots: int, seed: i
     """k good training images of a category, drawn with a seed (the k-shot protocol of WinCLIP/AnomalyDINO)."""
     train = [s.path for s in load_samples(dataset, root, [category], split="train").get(category, [])]
     if len(train) < shots:
-        raise ZsadError(f"{category}: {shots}-shot needs {shots} good training images, found {len(train)}")
+        raise ZsadError(
+            f"{category}: {shots}-shot needs {shots} good training images, found {len(train)}; drop --shots for "
+            "zero-shot, or pass good images with --references"
+        )
     return sorted(random.Random(seed).sample(sorted(train), shots))
 
 
 def evaluate(detector, dataset: str, root: Path, categories=None, out_dir: Path | None = None,
-             object_name: str | None = None, progress: bool = True, shots: int = 0, seed: int = 0) -> MetricTable:
-    """Test split of every category; ``shots`` > 0 adds that many good training images as references."""
+             object_name: str | None = None, progress: bool = True, shots: int = 0, seed: int = 0,
+             references=None) -> MetricTable:
+    """Test split of every category; ``shots`` > 0 adds that many good training images of the category as
+    references, or ``references`` (images, folders or a saved memory) serve every category."""
     sample_sets = load_samples(dataset, root, categories)
     table = MetricTable()
     notes: dict[str, str] = {}
@@ -40,8 +45,8 @@ def evaluate(detector, dataset: str, root: Path, categories=None, out_dir: Path 
         labelled = [s for s in samples if s.label is not None]
         if len(labelled) < len(samples):
             raise ZsadError(f"{category}: {len(samples) - len(labelled)} images have no label; eval needs labels")
-        references = draw_references(dataset, root, category, shots, seed) if shots else None
-        results = detector.detect([s.path for s in samples], references=references,
+        chosen = draw_references(dataset, root, category, shots, seed) if shots else references
+        results = detector.detect([s.path for s in samples], references=chosen,
                                   object_name=object_name or object_name_for(category), progress=progress)
         kept = [(s, r) for s, r in zip(samples, results) if r.ok]
         for sample, result in zip(samples, results):

@@ -1,17 +1,50 @@
-"""Writing results: results.json, results.csv and one heat-map overlay PNG per image."""
+"""Writing results: results.json, results.csv, one heat-map overlay per image, and a journal for ``--resume``.
+
+Layout of an output folder::
+
+    results.json        run description (every resolved setting) + one record per input image
+    results.csv         one row per input image (per-evidence scores as <name>_score columns)
+    overlays/NNNNN_<name>_overlay.png   image + heat map + legend (score, verdict, threshold, colour bar)
+    journal/scored.jsonl  per-image evidence (scores + patch-grid maps, exact float32) written as each batch is
+                          scored, so an interrupted run keeps what it finished and ``--resume`` skips it
+
+Overlays of images larger than ``MAX_OVERLAY_SIDE`` are written downscaled to that long side (the map is computed
+at the overlay's size, never at 81 Mpx), and say so in ``results.json``.
+"""
 from __future__ import annotations
 
+import base64
 import csv
 import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
-from zsad.results import AnomalyResult
+from zsad.errors import ZsadError
+from zsad.results import AnomalyResult, flat_record
+
+MAX_OVERLAY_SIDE = 2048
+JOURNAL = Path("journal") / "scored.jsonl"
 
 # Piecewise-linear "jet"-like colormap: dark blue (low) -> cyan -> yellow -> red (high).
 _COLOR_STOPS = np.array([[0, 0, 128], [0, 0, 255], [0, 255, 255], [255, 255, 0], [255, 0, 0], [128, 0, 0]], float)
+_VERDICT_COLOURS = {"anomalous": (230, 40, 40), "normal": (40, 170, 60), "undecided": (150, 150, 150)}
+
+
+def check_output_folder(out_dir: Path) -> Path:
+    """Fail before any work when ``out_dir`` cannot hold the results (an existing file, an unwritable parent)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ZsadError(f"--out {out_dir}: is an existing file, not a folder; pass a folder path")
+    parent = next((p for p in [out_dir, *out_dir.parents] if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ZsadError(f"--out {out_dir}: {parent} is a file, so the folder cannot be created; pass another path")
+    try:
+        (out_dir / "overlays").mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ZsadError(f"--out {out_dir}: cannot create the folder ({error.strerror}); pass a writable path") from None
+    return out_dir
 
 
 def colorize(values: np.ndarray) -> np.ndarray:
@@ -23,43 +56,155 @@ def colorize(values: np.ndarray) -> np.ndarray:
 
 
 def display_range(results: list[AnomalyResult]) -> tuple[float, float]:
-    """One colour scale for the whole run (so overlays are comparable): 1st..max percentile of all maps."""
-    values = [r.anomaly_map for r in results if r.anomaly_map is not None]
-    if not values:
+    """One colour scale for the whole run (so overlays are comparable): lowest 1st percentile .. highest value of
+    the patch-grid maps."""
+    grids = [r.grid_map for r in results if r.grid_map is not None]
+    if not grids:
         return 0.0, 1.0
-    low = min(float(np.percentile(v, 1)) for v in values)
-    high = max(float(v.max()) for v in values)
+    low = min(float(np.percentile(g, 1)) for g in grids)
+    high = max(float(g.max()) for g in grids)
     return low, high if high > low else low + 1e-6
 
 
-def overlay(image: Image.Image, anomaly_map: np.ndarray, value_range: tuple[float, float], alpha: float = 0.5):
+def overlay_size(size: tuple[int, int]) -> tuple[int, int]:
+    width, height = size
+    scale = min(1.0, MAX_OVERLAY_SIDE / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def overlay(image: Image.Image, result: AnomalyResult, value_range: tuple[float, float], alpha: float = 0.5):
+    """The image with its heat map, region outlines and a legend strip (score, verdict, threshold, colour bar)."""
+    size = overlay_size(image.size)
+    if size != image.size:
+        image = image.resize(size, Image.BILINEAR)
     low, high = value_range
-    heat = colorize((anomaly_map - low) / (high - low))
+    heat = colorize((result.map_at(size) - low) / (high - low))
     base = np.asarray(image.convert("RGB"), dtype=np.float32)
-    return Image.fromarray((base * (1 - alpha) + heat * alpha).astype(np.uint8))
+    picture = Image.fromarray((base * (1 - alpha) + heat * alpha).astype(np.uint8))
+    draw = ImageDraw.Draw(picture)
+    scale = size[0] / result.original_size[0] if result.original_size else 1.0
+    line = max(1, round(min(size) / 150))
+    for region in result.regions:
+        x0, y0, x1, y1 = (round(v * scale) for v in region.box)
+        draw.rectangle([x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)], outline=(255, 255, 255), width=line)
+    return _with_legend(picture, result, value_range)
+
+
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has one bitmap size
+        return ImageFont.load_default()
+
+
+def _with_legend(picture: Image.Image, result: AnomalyResult, value_range: tuple[float, float]) -> Image.Image:
+    """A strip under the picture, scaled to its width so it reads on 64 px and 2048 px images alike."""
+    width, height = picture.size
+    strip = max(28, width // 12)
+    canvas = Image.new("RGB", (width, height + strip), (20, 20, 20))
+    canvas.paste(picture, (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    pad = max(2, strip // 10)
+    font = _font(max(8, strip // 3))
+    verdict = result.verdict
+    threshold = "no threshold" if result.threshold is None else f"thr {result.threshold:.3g}"
+    draw.text((pad, height + pad), f"{verdict}  score {result.score:.3g}  {threshold}",
+              fill=_VERDICT_COLOURS.get(verdict, (255, 255, 255)), font=font)
+    bar_top = height + strip // 2 + pad // 2
+    bar = colorize(np.tile(np.linspace(0, 1, max(1, width - 2 * pad)), (max(1, strip // 4), 1)))
+    canvas.paste(Image.fromarray(bar), (pad, bar_top))
+    small = _font(max(7, strip // 5))
+    low, high = value_range
+    draw.text((pad, bar_top + strip // 4), f"{low:.3g}", fill=(230, 230, 230), font=small)
+    label = f"{high:.3g}"
+    draw.text((width - pad - draw.textlength(label, font=small), bar_top + strip // 4), label,
+              fill=(230, 230, 230), font=small)
+    return canvas
 
 
 def overlay_name(result: AnomalyResult, index: int) -> str:
-    stem = Path(result.name).stem or "image"
+    stem = Path(result.name).with_suffix("").as_posix().replace("/", "_") or "image"
     return f"{index:05d}_{stem}_overlay.png"
 
 
-def write_results(results: list[AnomalyResult], out_dir: Path, run_info: dict, load_image=None) -> Path:
-    """results.json (run info + every record), results.csv (one row per input), overlays/ when images can be loaded.
+class ScoreJournal:
+    """Per-image evidence of an output folder, appended as batches are scored; read back by ``--resume``.
 
-    ``load_image(result) -> PIL.Image`` re-reads the original image for its overlay; images are not kept in memory
-    during a run because a folder can hold thousands of them.
+    Each line holds an input path, the image's original size, and per evidence its image score and patch-grid map
+    as exact float32 bytes, so a resumed run reproduces the uninterrupted one bit for bit.
     """
-    out_dir = Path(out_dir)
-    (out_dir / "overlays").mkdir(parents=True, exist_ok=True)
+
+    def __init__(self, out_dir: Path, resume: bool):
+        self.path = Path(out_dir) / JOURNAL
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.entries: dict[str, dict] = {}
+        if resume and self.path.is_file():
+            for line in self.path.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # the line a killed run was writing
+                self.entries[entry["path"]] = entry
+        elif self.path.exists():
+            self.path.unlink()
+
+    def get(self, path: str | None, evidence: list[str]) -> dict | None:
+        entry = self.entries.get(path) if path else None
+        if entry is None or list(entry["evidence"]) != evidence:
+            return None
+        return {
+            "original_size": tuple(entry["size"]),
+            "evidence": {
+                name: (item["score"], _decode(item["grid"], item["shape"])) for name, item in entry["evidence"].items()
+            },
+        }
+
+    def add(self, path: str, original_size: tuple[int, int], evidence: dict[str, tuple[float, np.ndarray]]) -> None:
+        entry = {
+            "path": path,
+            "size": list(original_size),
+            "evidence": {
+                name: {"score": float(score), "shape": list(grid.shape), "grid": _encode(grid)}
+                for name, (score, grid) in evidence.items()
+            },
+        }
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(entry) + "\n")
+
+
+def _encode(grid: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(grid, dtype=np.float32).tobytes()).decode()
+
+
+def _decode(text: str, shape: list[int]) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype=np.float32).reshape(shape).copy()
+
+
+def write_results(results: list[AnomalyResult], out_dir: Path, run_info: dict, load_image=None,
+                  progress: bool = False, resume: bool = False) -> Path:
+    """results.json, results.csv and overlays/ (when ``load_image(result) -> PIL.Image`` can re-read images).
+
+    Images are not kept in memory during a run; each overlay re-reads its image. With ``resume``, overlays that
+    already exist are kept (they are deterministic), so an interrupted writing phase continues where it stopped.
+    """
+    from tqdm.auto import tqdm
+
+    out_dir = check_output_folder(out_dir)
     value_range = display_range(results)
     records = []
-    for index, result in enumerate(results):
+    downscaled = 0
+    for index, result in enumerate(tqdm(results, desc="writing", unit="img", disable=not progress)):
         record = result.to_record()
-        if load_image is not None and result.anomaly_map is not None:
+        if load_image is not None and result.grid_map is not None:
             name = overlay_name(result, index)
-            overlay(load_image(result), result.anomaly_map, value_range).save(out_dir / "overlays" / name)
+            target = out_dir / "overlays" / name
+            if not (resume and target.is_file()):
+                picture = overlay(load_image(result), result, value_range)
+                partial = target.with_suffix(".part.png")
+                picture.save(partial)
+                partial.replace(target)  # never leave a half-written overlay under the final name
             record["overlay"] = f"overlays/{name}"
+            downscaled += overlay_size(result.original_size) != tuple(result.original_size)
         records.append(record)
     skipped = [{"path": r.path or r.name, "error": r.error} for r in results if r.error]
     summary = {
@@ -68,12 +213,16 @@ def write_results(results: list[AnomalyResult], out_dir: Path, run_info: dict, l
         "anomalous": sum(r.is_anomalous is True for r in results),
         "skipped": skipped,
         "overlay_value_range": list(value_range),
+        "overlays_downscaled_to_max_side": MAX_OVERLAY_SIDE if downscaled else None,
         "results": records,
     }
     (out_dir / "results.json").write_text(json.dumps(summary, indent=2, default=float))
-    columns = list(dict.fromkeys(key for record in records for key in record))
+    rows = [flat_record(record) for record in records]
+    columns = list(dict.fromkeys(key for row in rows for key in row))
     with open(out_dir / "results.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
-        writer.writerows(records)
+        writer.writerows(rows)
     return out_dir / "results.json"
+
+

@@ -93,10 +93,14 @@ def test_vv_attention_path_matches_direct_computation(tiny):
         side = side + _vv_reference(blocks[3], blocks[3].ln_1(h))
         layer4 = side[:, 1:]
     torch.testing.assert_close(f_vv.patch_tokens[:, 0], f_plain.patch_tokens[:, 0])  # layer 2: before the V-V blocks
-    torch.testing.assert_close(f_vv.patch_tokens[:, 1].reshape(2, 196, -1), layer3, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(f_vv.patch_tokens[:, 2].reshape(2, 196, -1), layer4, atol=1e-5, rtol=1e-5)
+    # V-V feeds only the text path: projected tokens come from the side path, raw tokens stay CLIP's own
+    with torch.inference_mode():
+        projected3, projected4 = (visual.ln_post(t) @ visual.proj for t in (layer3, layer4))
+    torch.testing.assert_close(f_vv.projected[:, 1].reshape(2, 196, -1), projected3, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(f_vv.projected[:, 2].reshape(2, 196, -1), projected4, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(f_vv.patch_tokens, f_plain.patch_tokens)
     torch.testing.assert_close(f_vv.cls, f_plain.cls)  # the image embedding stays CLIP's own
-    assert not torch.allclose(f_vv.patch_tokens[:, 2], f_plain.patch_tokens[:, 2])
+    assert not torch.allclose(f_vv.projected[:, 2], f_plain.projected[:, 2])
 
 
 def test_text_encoding_uses_the_tokenizer_and_text_tower(tiny):

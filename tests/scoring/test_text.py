@@ -7,7 +7,13 @@ import torch
 from zsad.backbones.base import Features
 from zsad.errors import ZsadError
 from zsad.scoring.prompts import PromptSet, load_prompt_set
-from zsad.scoring.text import TextConfig, TextScorer
+from zsad.scoring.base import ScoringRun
+from zsad.scoring.text import TextConfig, TextScorer, score_text
+from zsad.scoring.text_heads import PromptSetHead, load_text_head
+
+
+def text_of(backbone, object_name="object", prompts="winclip"):
+    return PromptSetHead(backbone, load_prompt_set(prompts)).embeddings(object_name)
 
 
 class FakeTextBackbone:
@@ -63,10 +69,9 @@ def make_features(b=2, layers=(2, 4), h=3, w=4, d=6):
 @pytest.mark.parametrize("image_score", ["cls", "max", "cls+max"])
 def test_maps_and_scores_equal_the_formula(image_score):
     backbone = FakeTextBackbone()
-    scorer = TextScorer(backbone, TextConfig(object_name="bottle", image_score=image_score))
     features = make_features()
-    out = scorer(features)
-    normal, anomalous = direct_text_embeddings(backbone, scorer.prompt_set, "bottle")
+    out = score_text(features, text_of(backbone, "bottle"), TextConfig(image_score=image_score))
+    normal, anomalous = direct_text_embeddings(backbone, load_prompt_set("winclip"), "bottle")
     b, n_layers, h, w, _ = features.projected.shape
     for i in range(b):
         for y in range(h):
@@ -85,18 +90,18 @@ def test_maps_and_scores_equal_the_formula(image_score):
 def test_layer_subset_uses_only_those_layers():
     backbone = FakeTextBackbone()
     features = make_features()
-    only4 = TextScorer(backbone, TextConfig(layers=(4,)))(features)
+    only4 = score_text(features, text_of(backbone), TextConfig(layers=(4,)))
     normal, anomalous = direct_text_embeddings(backbone, load_prompt_set(), "object")
     expected = p_anomalous(features.projected[1, 1, 2, 3], normal, anomalous, 0.07)
     assert only4.maps[1, 2, 3].item() == pytest.approx(expected, abs=1e-5)
     with pytest.raises(ZsadError, match="text layers \\[7\\] were not extracted"):
-        TextScorer(backbone, TextConfig(layers=(7,)))(features)
+        score_text(features, text_of(backbone), TextConfig(layers=(7,)))
 
 
 def test_windows_use_harmonic_mean_of_covering_windows():
     backbone = FakeTextBackbone()
     features = make_features(b=1, layers=(1,), h=4, w=5)
-    out = TextScorer(backbone, TextConfig(windows=(2, 3)))(features)
+    out = score_text(features, text_of(backbone), TextConfig(windows=(2, 3)))
     normal, anomalous = direct_text_embeddings(backbone, load_prompt_set(), "object")
     tokens = features.projected[0, 0]
     h, w = 4, 5
@@ -115,15 +120,39 @@ def test_windows_use_harmonic_mean_of_covering_windows():
 
 def test_text_embeddings_are_cached_per_object_name():
     backbone = FakeTextBackbone()
-    scorer = TextScorer(backbone, TextConfig())
-    features = make_features()
-    scorer(features)
-    scorer(features)
+    head = load_text_head("winclip", backbone)
+    head.embeddings("object")
+    head.embeddings("object")
     first_calls = backbone.calls
-    scorer(features, object_name="bottle")
-    scorer(features, object_name="bottle")
+    head.embeddings("bottle")
+    head.embeddings("bottle")
     assert first_calls == 2  # normal + anomalous, once
     assert backbone.calls == 4
+
+
+def test_the_scorer_reads_its_embeddings_from_the_detectors_text_head():
+    class Head(PromptSetHead):
+        asked = []
+
+        def embeddings(self, object_name):
+            self.asked.append(object_name)
+            return super().embeddings(object_name)
+
+    backbone = FakeTextBackbone()
+    head = Head(backbone, load_prompt_set("winclip"))
+
+    class FakeDetector:
+        config = type("C", (), {"text": TextConfig()})()
+        text_head = head
+
+    scorer = TextScorer(FakeDetector())
+    scorer.start(ScoringRun(n_images=2, object_name="cable"))
+    features = make_features()
+    out = scorer.add(features, 0)
+    assert Head.asked == ["cable"]
+    expected = score_text(features, text_of(backbone, "cable"), TextConfig())
+    torch.testing.assert_close(out.maps, expected.maps)
+    assert scorer.natural_threshold() == 0.5
 
 
 def test_prompt_set_composition_and_custom_yaml(tmp_path):
@@ -149,5 +178,7 @@ def test_backbone_without_text_is_refused():
         name = "dino"
         has_text = False
 
-    with pytest.raises(ZsadError, match="no text tower"):
-        TextScorer(NoText())
+    class FakeDetector:
+        backbone = NoText()
+
+    assert "no text tower" in TextScorer.unavailable(FakeDetector(), ScoringRun(n_images=1))

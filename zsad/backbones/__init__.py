@@ -78,6 +78,8 @@ def _clip(spec: BackboneSpec) -> nn.Module:
     return CLIPBackbone(model, tokenizer, spec.name, spec.input_size or default_size, spec.layers, spec.vv_layers)
 
 
+TINY_BACKBONES = ("tiny-clip", "tiny-dinov2", "tiny-dinov2-reg")
+
 # (matches name?, loader): first match wins; open_clip is the fallback family.
 FAMILIES: list[tuple[Callable[[str], bool], Callable[[BackboneSpec], nn.Module]]] = [
     (lambda name: name == "tiny-clip", _tiny_clip),
@@ -85,6 +87,17 @@ FAMILIES: list[tuple[Callable[[str], bool], Callable[[BackboneSpec], nn.Module]]
     (_is_dinov2, _dinov2),
     (lambda name: True, _clip),
 ]
+
+
+def backbone_help() -> str:
+    """What --backbone accepts, for the CLI's help."""
+    clip = ", ".join(f"{name} ({tag}, {size} px)" for name, (tag, size) in CLIP_DEFAULTS.items())
+    return (
+        f"CLIP via open_clip: {clip}, any other open_clip name, hf-hub:ORG/REPO or local-dir:PATH; "
+        f"DINOv2 via transformers: {', '.join(DINOV2_IDS)}, a facebook/dinov2-* id or a local folder; "
+        f"random test models without weights: {', '.join(TINY_BACKBONES)}. "
+        f"The default {DEFAULT_BACKBONE} needs its weights in the local cache or --pretrained FILE"
+    )
 
 
 def load_backbone(spec: BackboneSpec | str = BackboneSpec()) -> nn.Module:

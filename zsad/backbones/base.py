@@ -38,6 +38,15 @@ class Features:
             layers=self.layers,
         )
 
+    def to_cpu_float(self) -> "Features":
+        """The same features on the CPU in float32 (what scorers and storage expect)."""
+        return Features(
+            patch_tokens=self.patch_tokens.float().cpu(),
+            cls=self.cls.float().cpu(),
+            projected=None if self.projected is None else self.projected.float().cpu(),
+            layers=self.layers,
+        )
+
     @staticmethod
     def concat(parts: list["Features"]) -> "Features":
         return Features(

@@ -26,6 +26,14 @@ def default_layers(depth: int) -> tuple[int, ...]:
     return tuple(sorted({max(1, round(depth * q / 4)) for q in (1, 2, 3, 4)}))
 
 
+def _batch_first(transformer: nn.Module) -> bool:
+    """Whether open_clip's vision transformer runs on [B, N, W] (True from open_clip 2.26 on)."""
+    if hasattr(transformer, "batch_first"):
+        return bool(transformer.batch_first)
+    attn = getattr(transformer.resblocks[0], "attn", None)
+    return bool(getattr(attn, "batch_first", False))
+
+
 class CLIPBackbone(nn.Module):
     family = "clip"
 
@@ -62,6 +70,13 @@ class CLIPBackbone(nn.Module):
         if not 0 <= vv_layers <= self.depth:
             raise ZsadError(f"backbone {name}: vv_layers must be within 0..{self.depth}, got {vv_layers}")
         self.vv_layers = vv_layers
+        # The written-out forward feeds [B, N, W] tokens to each block: open_clip >= 2.26 builds batch-first
+        # blocks; older versions (sequence-first) would silently give wrong CLS embeddings.
+        if not _batch_first(visual.transformer):
+            raise ZsadError(
+                f"backbone {name}: this open_clip build has sequence-first transformer blocks; "
+                "zsad needs open_clip_torch >= 2.26 (pip install -U open_clip_torch)"
+            )
         if vv_layers and not all(
             isinstance(b.attn, nn.MultiheadAttention) for b in visual.transformer.resblocks[-vv_layers:]
         ):
@@ -114,17 +129,21 @@ class CLIPBackbone(nn.Module):
         wanted = set(self.layers)
         first_vv = self.depth - self.vv_layers
         x_vv = None
-        collected: dict[int, torch.Tensor] = {}
+        raw: dict[int, torch.Tensor] = {}
+        for_text: dict[int, torch.Tensor] = {}
         for index, block in enumerate(visual.transformer.resblocks):
             if index >= first_vv:
                 x_vv = x if x_vv is None else x_vv
                 x_vv = x_vv + block.ls_1(self._vv_attention(block, block.ln_1(x)))
             x = block(x)
             if index + 1 in wanted:
-                collected[index + 1] = (x_vv if index >= first_vv else x)[:, 1:]
+                raw[index + 1] = x[:, 1:]
+                for_text[index + 1] = (x_vv if index >= first_vv else x)[:, 1:]
 
-        tokens = torch.stack([collected[layer] for layer in self.layers], dim=1)  # [B, L, N, W]
-        projected = self.project(tokens)
+        # Raw residual-stream tokens feed reference and mutual scoring; the V-V path (when on) only changes the
+        # tokens that are projected into the text space, so turning it on never changes few-shot or mutual results.
+        tokens = torch.stack([raw[layer] for layer in self.layers], dim=1)  # [B, L, N, W]
+        projected = self.project(torch.stack([for_text[layer] for layer in self.layers], dim=1))
         image_embedding = self.project(x[:, 0])
         return Features(
             patch_tokens=tokens.reshape(b, len(self.layers), gh, gw, width),
@@ -133,8 +152,9 @@ class CLIPBackbone(nn.Module):
             layers=self.layers,
         )
 
-    @torch.inference_mode()
     def encode_text(self, texts: list[str]) -> torch.Tensor:
+        """Text embeddings [N, D]; differentiable when called with gradients enabled (the detector calls it under
+        ``torch.inference_mode()``, a prompt trainer does not)."""
         device = next(self.model.parameters()).device
         tokens = self.tokenizer(texts).to(device)
         return self.model.encode_text(tokens).float()

@@ -1,68 +1,119 @@
 """``zsad`` command line: detect, eval, synth.
 
 Expected problems (bad paths, missing weights, bad options) print one line ``zsad: error: ...`` and exit 2; a run
-where every image failed exits 1; anything else is a bug and keeps its traceback.
+where every image failed exits 1; anything else is a bug and keeps its traceback. Options are checked before any
+model is loaded or image is read. Choices and help texts come from the registries (backbones, scorers).
 """
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from pathlib import Path
 
 from zsad.errors import ZsadError
 
+DETECTOR_OPTIONS = (
+    "backbone", "pretrained", "input_size", "layers", "vv_layers", "object_name", "prompts", "method", "batch_size",
+    "device", "precision", "threshold", "coreset", "rotations", "mutual_max_refs", "mutual_groups", "rscin",
+)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, but not the noise of ``(default: None)`` / ``(default: False)``."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1], got {text}")
+    return value
+
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    from zsad.backbones import DEFAULT_BACKBONE, backbone_help
+    from zsad.scoring.base import method_help, method_names
+
     group = parser.add_argument_group("model")
-    group.add_argument("--backbone", default="ViT-L-14-336",
-                       help="open_clip name, dinov2-{small,base,large}[-reg], HF id, local folder, or tiny-clip")
+    group.add_argument("--backbone", default=DEFAULT_BACKBONE, help=backbone_help())
     group.add_argument("--pretrained", default=None,
                        help="open_clip pretrained tag, checkpoint file, or 'random' (default: the model's usual tag)")
-    group.add_argument("--input-size", type=int, default=None, help="backbone input side in px (default per model)")
-    group.add_argument("--layers", type=int, nargs="+", default=None, help="backbone layers to use (1-based)")
-    group.add_argument("--vv-layers", type=int, default=0, help="V-V attention in the last K CLIP blocks")
+    group.add_argument("--input-size", type=_positive_int, default=None,
+                       help="backbone input side in px (default: the model's published setting)")
+    group.add_argument("--layers", type=_positive_int, nargs="+", default=None,
+                       help="backbone blocks whose tokens are used, 1-based (default: quarters of the depth)")
+    group.add_argument("--vv-layers", type=int, default=0,
+                       help="V-V attention in the last K CLIP blocks, text path only")
     group.add_argument("--object", dest="object_name", default=None, help="object name for text prompts")
-    group.add_argument("--batch-size", type=int, default=8)
+    group.add_argument("--prompts", default=None, help="text head: prompt set name or YAML file")
+    group.add_argument("--batch-size", type=_positive_int, default=8, help="images per backbone forward pass")
     group.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    group.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    group.add_argument("--threshold", type=float, default=None, help="fixed verdict threshold on the image score")
+    group.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                       help="auto: bf16 on CUDA, fp32 on CPU")
+    group.add_argument("--threshold", type=_finite_float, default=None,
+                       help="fixed verdict threshold on the image score (default: the batch rule, see README)")
     evidence = parser.add_argument_group("evidence")
-    evidence.add_argument("--method", default="auto", choices=["auto", "text", "fewshot", "mutual"],
-                          help="auto: every evidence the inputs allow (references -> fewshot, a batch -> mutual, "
-                               "CLIP -> text), fused")
-    evidence.add_argument("--references", nargs="+", default=None,
-                          help="good reference images/folders for few-shot scoring, or a saved memory .safetensors")
+    evidence.add_argument("--method", default="auto", choices=method_names(), help=method_help())
+    evidence.add_argument("--references", action="append", default=None, metavar="PATH",
+                          help="good reference images: a folder, a file, or a saved memory .safetensors; "
+                               "repeat the option for several")
     evidence.add_argument("--rotations", action="store_true", help="add 90/180/270-degree copies of the references")
-    evidence.add_argument("--coreset", type=float, default=None, help="keep this fraction of reference patches")
-    evidence.add_argument("--mutual-max-refs", type=int, default=None,
+    evidence.add_argument("--coreset", type=_fraction, default=None, help="keep this fraction of reference patches")
+    evidence.add_argument("--mutual-max-refs", type=_positive_int, default=None,
                           help="compare each image with at most this many others (bounds mutual scoring's O(N^2))")
-    evidence.add_argument("--mutual-groups", type=int, default=1, help="score the batch in this many random groups")
+    evidence.add_argument("--mutual-groups", type=_positive_int, default=1,
+                          help="score the batch in this many random groups")
     evidence.add_argument("--no-rscin", action="store_true", help="disable RsCIN re-scoring of mutual image scores")
 
 
-def _detector(args):
-    from zsad.backbones import BackboneSpec
-    from zsad.detector import Detector, DetectorConfig
-    from zsad.scoring.mutual import MutualConfig
-    from zsad.scoring.reference import ReferenceConfig
-    from zsad.scoring.text import TextConfig
-    from zsad.verdict import ThresholdRule
+def _options(args) -> dict:
+    options = {name: getattr(args, name, None) for name in DETECTOR_OPTIONS if name != "rscin"}
+    options["rscin"] = False if args.no_rscin else None
+    options["rotations"] = args.rotations or None
+    return options
 
-    layers = tuple(args.layers) if args.layers else None
-    config = DetectorConfig(
-        backbone=BackboneSpec(args.backbone, args.pretrained, args.input_size, layers, args.vv_layers),
-        method=args.method,
-        text=TextConfig(object_name=args.object_name or "object"),
-        reference=ReferenceConfig(coreset_ratio=args.coreset),
-        reference_rotations=args.rotations,
-        mutual=MutualConfig(max_refs=args.mutual_max_refs, groups=args.mutual_groups,
-                            rscin_k=None if args.no_rscin else MutualConfig.rscin_k),
-        batch_size=args.batch_size,
-        device=args.device,
-        precision=args.precision,
-        threshold=ThresholdRule("fixed", args.threshold) if args.threshold is not None else ThresholdRule(),
-    )
-    return Detector(config=config)
+
+def _check_local_inputs(args) -> None:
+    """Cheap checks of everything the user named, before the model is loaded."""
+    for path in getattr(args, "paths", None) or []:
+        if not Path(path).exists():
+            raise ZsadError(f"{path}: no such file or folder; check the path")
+    for path in args.references or []:
+        if not Path(path).exists():
+            raise ZsadError(f"--references {path}: no such file or folder; check the path")
+    pretrained = args.pretrained
+    if pretrained and (os.sep in pretrained or pretrained.endswith((".bin", ".pt", ".pth", ".safetensors"))):
+        if not Path(pretrained).is_file():
+            raise ZsadError(f"--pretrained {pretrained}: file not found; pass an existing checkpoint file")
+    if pretrained and args.backbone.startswith("tiny-") and pretrained != "random":
+        raise ZsadError(f"--pretrained {pretrained}: {args.backbone} is a random test model and takes no weights; "
+                        "drop --pretrained or pick a real backbone")
+
+
+def _detector(args):
+    from zsad.detector import Detector
+
+    return Detector(**_options(args))
 
 
 def _references(args):
@@ -74,17 +125,23 @@ def _references(args):
 
 
 def cmd_detect(args) -> int:
+    if args.processes > 1 and "WORLD_SIZE" not in os.environ:
+        return _relaunch(args.processes)
     from zsad.data.images import load_image
-    from zsad.outputs import write_results
+    from zsad.outputs import ScoreJournal, check_output_folder, write_results
+    from zsad.scoring.fewshot import build_memory
 
-    for path in args.paths:
-        if not Path(path).exists():
-            raise ZsadError(f"{path}: no such file or folder; check the path")
+    state = _process_state()
+    main_process = state is None or state.is_main_process
+    _check_local_inputs(args)
+    out = check_output_folder(Path(args.out)) if main_process else Path(args.out)
+    if state is not None and args.device == "auto":
+        args.device = str(state.device)  # one device per process
     detector = _detector(args)
     references = _references(args)
     if references is not None and not isinstance(references, str):
-        references = detector.build_memory(references, progress=True)
-        if args.save_memory:
+        references = build_memory(detector, references, progress=main_process)
+        if args.save_memory and main_process:
             references.save(args.save_memory)
             print(f"saved reference memory to {args.save_memory}", file=sys.stderr)
     if args.calibrate:
@@ -92,29 +149,66 @@ def cmd_detect(args) -> int:
 
         samples = [s for group in manifest_samples(args.calibrate).values() for s in group]
         value = detector.calibrate([s.path for s in samples], [s.label for s in samples], references=references,
-                                   progress=True)
+                                   progress=main_process)
         print(f"calibrated threshold {value:.6g} (F1-max on {args.calibrate})", file=sys.stderr)
-    results = detector.detect(args.paths, references=references, object_name=args.object_name, progress=True)
-    run_info = {
-        "backbone": args.backbone, "pretrained": args.pretrained, "object": args.object_name or "object",
-        "input_size": detector.backbone.input_size, "layers": list(detector.backbone.layers),
-        "method": args.method, "references": args.references,
-    }
-    report = write_results(results, Path(args.out), run_info, load_image=lambda r: load_image(r.path).image)
+    journal = ScoreJournal(out, resume=args.resume) if state is None else None
+    results = detector.detect(args.paths, references=references, object_name=args.object_name,
+                              progress=main_process, journal=journal, state=state)
+    if not main_process:
+        return 0
+    run_info = {"command": "detect", "inputs": [str(p) for p in args.paths], "references": args.references,
+                "processes": 1 if state is None else state.num_processes, "settings": detector.describe()}
+    report = write_results(results, out, run_info, load_image=lambda r: load_image(r.path).image,
+                           progress=True, resume=args.resume)
     failed = [r for r in results if r.error]
     anomalous = sum(r.is_anomalous is True for r in results)
-    print(f"{len(results) - len(failed)} images scored, {anomalous} anomalous, {len(failed)} skipped -> {report}")
+    scored = len(results) - len(failed)
+    print(f"{scored} {'image' if scored == 1 else 'images'} scored, {anomalous} anomalous, "
+          f"{len(failed)} skipped -> {report}")
     for result in failed:
-        print(f"skipped {result.path}: {result.error}", file=sys.stderr)
+        print(f"skipped: {result.error}", file=sys.stderr)
     return 1 if len(failed) == len(results) else 0
+
+
+def _process_state():
+    """An accelerate state when launched as several processes (torchrun / accelerate launch), else None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from accelerate import PartialState
+
+    return PartialState()
+
+
+def _relaunch(processes: int) -> int:
+    """``--processes N`` on one machine: the same command under torchrun with N processes."""
+    import subprocess
+
+    argv = sys.argv[1:]
+    cleaned, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+            continue
+        if item == "--processes":
+            skip = True
+            continue
+        if item.startswith("--processes="):
+            continue
+        cleaned.append(item)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+               "-m", "zsad.cli.main", *cleaned]
+    return subprocess.call(command)
 
 
 def cmd_eval(args) -> int:
     from zsad.evaluation import evaluate
 
+    _check_local_inputs(args)
+    if args.references and args.shots:
+        raise ZsadError("--references and --shots both choose reference images; pass one of them")
     table = evaluate(
         _detector(args), args.dataset, Path(args.root), categories=args.categories, out_dir=Path(args.out),
-        object_name=args.object_name, shots=args.shots, seed=args.seed,
+        object_name=args.object_name, shots=args.shots, seed=args.seed, references=_references(args),
     )
     print(table.to_markdown())
     return 0
@@ -133,24 +227,32 @@ def cmd_synth(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from zsad import __version__
+    from zsad.data.synth import DEFECT_TYPES, SYNTH_CATEGORIES
 
     parser = argparse.ArgumentParser(prog="zsad", description="Zero-shot visual anomaly detection")
     parser.add_argument("--version", action="version", version=f"zsad {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    detect = commands.add_parser("detect", help="score images: heat-map overlays + results.json/csv")
+    detect = commands.add_parser("detect", help="score images: heat-map overlays + results.json/csv",
+                                 formatter_class=_HelpFormatter)
     detect.add_argument("paths", nargs="+", help="image files and/or folders")
-    detect.add_argument("--out", default="zsad-out", help="output folder (default: zsad-out)")
+    detect.add_argument("--out", default="zsad-out", help="output folder")
+    detect.add_argument("--resume", action="store_true",
+                        help="keep what an interrupted run into the same --out already scored and wrote")
+    detect.add_argument("--processes", type=_positive_int, default=1,
+                        help="split the images between this many processes on this machine (torchrun)")
     detect.add_argument("--calibrate", default=None,
                         help="labelled manifest (CSV/JSON with path,label) to set the threshold by F1-max")
     detect.add_argument("--save-memory", default=None, help="save the reference memory to this .safetensors file")
     _add_model_options(detect)
     detect.set_defaults(run=cmd_detect)
 
-    evaluate = commands.add_parser("eval", help="metrics on a labelled dataset (MVTec AD, VisA, manifest)")
-    evaluate.add_argument("--dataset", required=True, choices=["mvtec", "visa", "folder", "manifest"])
+    evaluate = commands.add_parser("eval", help="metrics on a labelled dataset (MVTec AD, VisA, folder, manifest)",
+                                   formatter_class=_HelpFormatter)
+    evaluate.add_argument("--dataset", required=True, choices=["mvtec", "visa", "folder", "manifest"],
+                          help="layout of --root")
     evaluate.add_argument("--root", required=True, help="dataset root (or manifest file)")
-    evaluate.add_argument("--categories", nargs="+", default=None)
+    evaluate.add_argument("--categories", nargs="+", default=None, help="categories to evaluate (default: all)")
     evaluate.add_argument("--out", default="zsad-eval", help="folder for metrics.json and metrics.md")
     evaluate.add_argument("--shots", type=int, default=0,
                           help="k-shot: k good training images per category as references (seeded draw)")
@@ -158,14 +260,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(evaluate)
     evaluate.set_defaults(run=cmd_eval)
 
-    synth = commands.add_parser("synth", help="generate an MVTec-layout dataset with planted defects")
-    synth.add_argument("out")
-    synth.add_argument("--category", nargs="+", default=None, help="categories (default: all)")
-    synth.add_argument("--n-train", type=int, default=10)
-    synth.add_argument("--n-test-good", type=int, default=10)
-    synth.add_argument("--n-test-defect", type=int, default=4, help="per defect type")
-    synth.add_argument("--size", type=int, default=256)
-    synth.add_argument("--seed", type=int, default=0)
+    synth = commands.add_parser("synth", help="generate an MVTec-layout dataset with planted defects",
+                                formatter_class=_HelpFormatter)
+    synth.add_argument("out", help="output folder (one sub-folder per category)")
+    synth.add_argument("--category", nargs="+", default=None, choices=sorted(SYNTH_CATEGORIES),
+                       help="categories (default: all)")
+    synth.add_argument("--n-train", type=int, default=10, help="good training images per category")
+    synth.add_argument("--n-test-good", type=int, default=10, help="good test images per category")
+    synth.add_argument("--n-test-defect", type=int, default=4,
+                       help=f"defective test images per defect type ({', '.join(DEFECT_TYPES)})")
+    synth.add_argument("--size", type=int, default=256, help="image side in px")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
     synth.set_defaults(run=cmd_synth)
     return parser
 

@@ -1,6 +1,7 @@
 """Reading inputs: images and masks (``images``), dataset layouts (``datasets``), synthetic datasets (``synth``).
 
-Resizing and normalising for a backbone lives in ``zsad.data.preprocess``.
+Resizing and normalising for a backbone lives in ``zsad.data.preprocess``. The synthetic generator
+(``zsad.data.synth``, which needs scipy) is imported only where it is used.
 """
 
 from zsad.data.datasets import (
@@ -22,25 +23,19 @@ from zsad.data.images import (
     load_mask,
     to_rgb,
 )
-from zsad.data.synth import DEFECT_TYPES, SYNTH_CATEGORIES, SynthCategory, generate_dataset, make_image
 
 __all__ = [
     "DATASET_KINDS",
     "DEFAULT_MIN_SIDE",
-    "DEFECT_TYPES",
     "IMAGE_SUFFIXES",
-    "SYNTH_CATEGORIES",
     "LoadedImage",
     "Sample",
     "SampleSets",
-    "SynthCategory",
     "folder_samples",
-    "generate_dataset",
     "list_images",
     "load_image",
     "load_mask",
     "load_samples",
-    "make_image",
     "manifest_samples",
     "mvtec_samples",
     "to_rgb",

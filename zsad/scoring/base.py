@@ -71,6 +71,11 @@ class Scorer:
     help: ClassVar[str] = ""
     # The order in which "auto" lists evidence; lower first.
     order: ClassVar[int] = 100
+    # Whether an image's maps depend on that image alone (not on the rest of the batch): such results can be
+    # journaled and reused by --resume, and split freely between processes.
+    per_image: ClassVar[bool] = True
+    # Whether "auto" may choose this scorer (a newly registered scorer runs only when named, until it says so).
+    in_auto: ClassVar[bool] = False
 
     def __init__(self, detector) -> None:
         self.detector = detector

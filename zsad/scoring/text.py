@@ -1,15 +1,17 @@
-"""Zero-shot patch-text scoring (WinCLIP).
+"""Zero-shot patch-text scoring (WinCLIP's patch-level zero-shot path, APRIL-GAN-style layers).
 
 For each chosen layer, every projected patch token is compared (cosine) with one "normal" and one "anomalous" text
 embedding; a softmax at temperature 0.07 over the two gives the probability that the patch is anomalous. Maps are
 averaged over layers. The image score is the same softmax on the CLS embedding, by default averaged with the maximum
 of the map (as APRIL-GAN/AnomalyCLIP do), because the CLS alone misses small defects.
 
-Windows (``windows=(2, 3)``): WinCLIP's multi-scale scoring. WinCLIP embeds each k x k window by running the ViT on
-the window's tokens only; here a window's embedding is the mean of its projected patch tokens, which costs nothing
-extra and keeps the backbone at one forward pass per image (an approximation, documented as such). Each patch then
-gets, per scale, the harmonic mean of the scores of all windows covering it; scales (including the 1x1 patch scale)
-are averaged.
+The [normal, anomalous] embeddings come from a text head (``zsad.scoring.text_heads``): a prompt set by default,
+learned prompts or a definition in words when configured.
+
+Windows (``windows=(2, 3)``): a window's embedding is the *mean of its projected patch tokens*, which costs nothing
+extra and keeps the backbone at one forward pass per image. This is NOT WinCLIP's window embedding (WinCLIP runs the
+ViT on each window's tokens); the exact WinCLIP method is the ``winclip`` scorer. Each patch gets, per scale, the
+harmonic mean of the scores of all windows covering it; scales (including the 1x1 patch scale) are averaged.
 """
 from __future__ import annotations
 
@@ -20,8 +22,7 @@ import torch.nn.functional as F
 
 from zsad.backbones.base import Features
 from zsad.errors import ZsadError
-from zsad.scoring.base import AnomalyMaps
-from zsad.scoring.prompts import load_prompt_set
+from zsad.scoring.base import AnomalyMaps, Scorer, ScoringRun, register_scorer
 
 IMAGE_SCORE_RULES = ("cls", "max", "cls+max")
 
@@ -34,15 +35,6 @@ class TextConfig:
     layers: tuple[int, ...] | None = None  # None: every layer the backbone returns
     image_score: str = "cls+max"
     windows: tuple[int, ...] = ()
-
-
-def class_embeddings(encode, sentences: dict[str, list[str]]) -> torch.Tensor:
-    """[2, D] normalised (normal, anomalous) embeddings: mean of the normalised sentence embeddings per class."""
-    rows = []
-    for label in ("normal", "anomalous"):
-        embedded = F.normalize(encode(sentences[label]).float(), dim=-1)
-        rows.append(F.normalize(embedded.mean(0), dim=-1))
-    return torch.stack(rows)
 
 
 def anomaly_probability(embeddings: torch.Tensor, text: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -64,49 +56,60 @@ def window_scores(tokens: torch.Tensor, text: torch.Tensor, temperature: float, 
     return count / inverse_sum
 
 
-class TextScorer:
-    """Scores ``Features`` against cached text embeddings of one prompt set and object name."""
+def score_text(features: Features, text: torch.Tensor, config: TextConfig) -> AnomalyMaps:
+    """Maps [B, h, w] (P(anomalous) per patch, mean over layers and scales) and image scores [B]."""
+    if features.projected is None:
+        raise ZsadError("text scoring needs projected patch tokens (a CLIP backbone)")
+    text = text.to(features.projected.device)
+    layers = config.layers or features.layers
+    missing = [layer for layer in layers if layer not in features.layers]
+    if missing:
+        raise ZsadError(f"text layers {missing} were not extracted; the backbone returns {list(features.layers)}")
+    maps = []
+    for layer in layers:
+        tokens = features.projected[:, features.layers.index(layer)]  # [B, h, w, D]
+        scales = [anomaly_probability(tokens, text, config.temperature)]
+        scales += [window_scores(tokens, text, config.temperature, s) for s in config.windows]
+        maps.append(torch.stack(scales).mean(0))
+    anomaly_map = torch.stack(maps).mean(0)
+    cls_score = anomaly_probability(features.cls, text, config.temperature)
+    map_max = anomaly_map.flatten(1).max(dim=1).values
+    score = {"cls": cls_score, "max": map_max, "cls+max": (cls_score + map_max) / 2}[config.image_score]
+    return AnomalyMaps(maps=anomaly_map, scores=score, source="text")
 
-    source = "text"
 
-    def __init__(self, backbone, config: TextConfig = TextConfig()):
-        if not getattr(backbone, "has_text", False):
-            raise ZsadError(
-                f"backbone {backbone.name} has no text tower, so text scoring is impossible; "
-                f"use a CLIP backbone or --method fewshot/mutual"
-            )
-        if config.image_score not in IMAGE_SCORE_RULES:
-            raise ZsadError(f"image_score must be one of {IMAGE_SCORE_RULES}, got {config.image_score!r}")
-        self.backbone = backbone
-        self.config = config
-        self.prompt_set = load_prompt_set(config.prompts)
-        self._cache: dict[tuple[str, str, str], torch.Tensor] = {}
+@register_scorer
+class TextScorer(Scorer):
+    """Patch tokens against the text head's [normal, anomalous] embeddings, batch by batch."""
 
-    def text_embeddings(self, object_name: str | None = None) -> torch.Tensor:
-        """[2, D], computed once per (model, prompt set content, object name)."""
-        object_name = object_name or self.config.object_name
-        key = (self.backbone.name, self.prompt_set.key(object_name), object_name)
-        if key not in self._cache:
-            sentences = self.prompt_set.sentences(object_name)
-            self._cache[key] = class_embeddings(self.backbone.encode_text, sentences)
-        return self._cache[key]
+    name = "text"
+    help = "zero-shot: patch tokens vs. normal/anomalous text prompts (CLIP backbones)"
+    order = 10
+    in_auto = True
 
-    def __call__(self, features: Features, object_name: str | None = None) -> AnomalyMaps:
-        if features.projected is None:
-            raise ZsadError("text scoring needs projected patch tokens (a CLIP backbone)")
-        text = self.text_embeddings(object_name).to(features.projected.device)
-        layers = self.config.layers or features.layers
-        missing = [layer for layer in layers if layer not in features.layers]
-        if missing:
-            raise ZsadError(f"text layers {missing} were not extracted; the backbone returns {list(features.layers)}")
-        maps = []
-        for layer in layers:
-            tokens = features.projected[:, features.layers.index(layer)]  # [B, h, w, D]
-            scales = [anomaly_probability(tokens, text, self.config.temperature)]
-            scales += [window_scores(tokens, text, self.config.temperature, s) for s in self.config.windows]
-            maps.append(torch.stack(scales).mean(0))
-        anomaly_map = torch.stack(maps).mean(0)
-        cls_score = anomaly_probability(features.cls, text, self.config.temperature)
-        map_max = anomaly_map.flatten(1).max(dim=1).values
-        score = {"cls": cls_score, "max": map_max, "cls+max": (cls_score + map_max) / 2}[self.config.image_score]
-        return AnomalyMaps(maps=anomaly_map, scores=score, source=self.source)
+    def __init__(self, detector):
+        super().__init__(detector)
+        if detector.config.text.image_score not in IMAGE_SCORE_RULES:
+            raise ZsadError(f"image_score must be one of {IMAGE_SCORE_RULES}, got {detector.config.text.image_score!r}")
+        self.config = detector.config.text
+
+    @classmethod
+    def unavailable(cls, detector, run: ScoringRun) -> str | None:
+        if not detector.backbone.has_text:
+            return f"backbone {detector.backbone.name} has no text tower; use a CLIP backbone or --method fewshot/mutual"
+        return None
+
+    def start(self, run: ScoringRun) -> None:
+        super().start(run)
+        self.text = self.detector.text_head.embeddings(run.object_name)
+
+    def add(self, features: Features, start: int) -> AnomalyMaps:
+        return score_text(features, self.text, self.config)
+
+    def natural_threshold(self) -> float | None:
+        return 0.5  # a probability: anomalous is more likely than normal
+
+    def describe(self) -> dict:
+        return {"temperature": self.config.temperature, "layers": list(self.config.layers or []),
+                "image_score": self.config.image_score, "windows": list(self.config.windows),
+                **self.detector.text_head.describe()}

@@ -1,0 +1,114 @@
+"""Detector configuration: one dataclass tree, built from flat options in one place.
+
+``build_config(**options)`` is the only road from user options (CLI flags, ``Detector(...)`` keyword arguments,
+preset files) to a ``DetectorConfig``; the CLI and the Python API both call it, so an option means the same thing
+everywhere. Unknown options are an error, not silently ignored.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from zsad.backbones import BackboneSpec
+from zsad.errors import ZsadError
+from zsad.scoring.mutual import MutualConfig
+from zsad.scoring.reference import ReferenceConfig
+from zsad.scoring.text import TextConfig
+from zsad.verdict import ThresholdRule
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    backbone: BackboneSpec = field(default_factory=BackboneSpec)
+    method: str = "auto"  # a registered scorer name, or "auto" (every evidence the inputs allow, fused)
+    text: TextConfig = field(default_factory=TextConfig)
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
+    reference_rotations: bool = False  # add 90/180/270-degree copies of each reference (AnomalyDINO)
+    # Layers searched by few-shot scoring; None = the last extracted layer, as AnomalyDINO. Each layer adds one
+    # nearest-neighbour search over the whole memory, so more layers cost more than they usually return.
+    reference_layers: tuple[int, ...] | None = None
+    mutual: MutualConfig = field(default_factory=MutualConfig)
+    min_mutual_batch: int = 8  # "auto" uses mutual scoring from this many test images on
+    batch_size: int = 8
+    device: str = "auto"  # "auto": CUDA when available, else CPU
+    precision: str = "auto"  # "auto": bf16 on CUDA, fp32 on CPU (fp32 is faster than bf16 on most CPUs)
+    sigma: float = 4.0
+    threshold: ThresholdRule = field(default_factory=ThresholdRule)
+    explainer: str = "factual"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# flat option -> (path in DetectorConfig, converter). The CLI's flags and Detector's keyword arguments use these names.
+def _tuple(value):
+    return None if value is None else tuple(value)
+
+
+OPTIONS: dict[str, tuple[str, Any]] = {
+    "backbone": ("backbone.name", str),
+    "pretrained": ("backbone.pretrained", lambda v: None if v is None else str(v)),
+    "input_size": ("backbone.input_size", lambda v: None if v is None else int(v)),
+    "layers": ("backbone.layers", _tuple),
+    "vv_layers": ("backbone.vv_layers", int),
+    "method": ("method", str),
+    "object_name": ("text.object_name", str),
+    "prompts": ("text.prompts", str),
+    "text_image_score": ("text.image_score", str),
+    "coreset": ("reference.coreset_ratio", lambda v: None if v is None else float(v)),
+    "reference_metric": ("reference.metric", str),
+    "rotations": ("reference_rotations", bool),
+    "reference_layers": ("reference_layers", _tuple),
+    "mutual_max_refs": ("mutual.max_refs", lambda v: None if v is None else int(v)),
+    "mutual_groups": ("mutual.groups", int),
+    "rscin": ("mutual.rscin_k", lambda v: MutualConfig.rscin_k if v is True else None if v is False else _tuple(v)),
+    "min_mutual_batch": ("min_mutual_batch", int),
+    "batch_size": ("batch_size", int),
+    "device": ("device", str),
+    "precision": ("precision", str),
+    "sigma": ("sigma", float),
+    "threshold": ("threshold", lambda v: ThresholdRule("fixed", float(v))),
+    "explainer": ("explainer", str),
+}
+
+
+def _set(config, path: str, value):
+    head, _, rest = path.partition(".")
+    if not rest:
+        return replace(config, **{head: value})
+    return replace(config, **{head: _set(getattr(config, head), rest, value)})
+
+
+def build_config(base: DetectorConfig | None = None, **options) -> DetectorConfig:
+    """A ``DetectorConfig`` from flat options (names in ``OPTIONS``); ``None`` values keep the base's field."""
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ZsadError(f"unknown detector option(s) {unknown}; known: {', '.join(OPTIONS)}")
+    config = base or DetectorConfig()
+    for name, value in options.items():
+        if value is None:
+            continue
+        path, convert = OPTIONS[name]
+        config = _set(config, path, convert(value))
+    validate(config)
+    return config
+
+
+def validate(config: DetectorConfig) -> None:
+    """Refuse values that would only fail (or silently mislead) after the model is loaded."""
+    from zsad.scoring.base import method_names
+
+    if config.method not in method_names():
+        raise ZsadError(f"unknown method {config.method!r}; use one of {', '.join(method_names())}")
+    if config.batch_size < 1:
+        raise ZsadError(f"batch size must be at least 1, got {config.batch_size}")
+    size = config.backbone.input_size
+    if size is not None and size < 16:
+        raise ZsadError(f"input size {size} px is too small; use at least one patch (e.g. 224 or 518), or omit it")
+    if config.threshold.kind == "fixed" and not math.isfinite(config.threshold.value):
+        raise ZsadError(f"threshold {config.threshold.value} is not a finite number; pass e.g. --threshold 0.5")
+    if config.sigma < 0 or not math.isfinite(config.sigma):
+        raise ZsadError(f"sigma {config.sigma} must be a finite number >= 0 (0 = no smoothing)")
+    if config.backbone.layers is not None and min(config.backbone.layers) < 1:
+        raise ZsadError(f"layers {list(config.backbone.layers)} must be 1-based block numbers (>= 1)")

@@ -1,0 +1,71 @@
+"""The mutual scorer: collects the batch's patch tokens, scores them against each other at the end of the run."""
+from __future__ import annotations
+
+import torch
+
+from zsad.backbones.base import Features
+from zsad.scoring.base import AnomalyMaps, Scorer, ScoringRun, register_scorer
+from zsad.scoring.mutual.distributed import num_processes
+from zsad.scoring.mutual.pipeline import mutual_scores
+
+# Features of a mutual batch are kept in float16 above this size: 1,000 images at ViT-L-14/518 with 4 layers
+# are 22 GB in float32 but 11 GB in float16, and distances are computed in float32 chunks anyway.
+FP32_LIMIT_BYTES = 4 * 2**30
+MIN_EXPLICIT_BATCH = 3  # --method mutual: the smallest batch worth comparing
+MIN_AUTO_BATCH = 8  # auto: below this, one odd image among few says little
+
+
+@register_scorer
+class MutualScorer(Scorer):
+    """MuSc: every image's patches against the patches of the other images of the batch."""
+
+    name = "mutual"
+    help = "zero-shot, training-free (MuSc): each image against the other images of the batch"
+    order = 30
+    in_auto = True
+    per_image = False
+
+    @classmethod
+    def unavailable(cls, detector, run: ScoringRun) -> str | None:
+        needed = MIN_EXPLICIT_BATCH if run.explicit else detector.config.min_mutual_batch
+        if run.n_images < needed:
+            return f"mutual scoring needs a batch of at least {needed} test images, got {run.n_images}"
+        return None
+
+    def start(self, run: ScoringRun) -> None:
+        super().start(run)
+        self.tokens: torch.Tensor | None = None
+        self.cls: list[torch.Tensor] = []
+        self.count = 0
+
+    def add(self, features: Features, start: int) -> None:
+        if self.tokens is None:
+            shape = (self.run.extra.get("local_images", self.run.n_images), *features.patch_tokens.shape[1:])
+            big = torch.Size(shape).numel() * 4 > FP32_LIMIT_BYTES
+            self.tokens = torch.empty(shape, dtype=torch.float16 if big else torch.float32)
+        self.tokens[start : start + len(features.patch_tokens)] = features.patch_tokens
+        self.cls.append(features.cls)
+        self.count = max(self.count, start + len(features.patch_tokens))
+        return None
+
+    def finish(self) -> AnomalyMaps:
+        state = self.run.extra.get("state")
+        mine = None if self.tokens is None else (self.tokens[: self.count], torch.cat(self.cls))
+        if num_processes(state) > 1:
+            # Every process compares its queries with all images, so each needs every process's tokens.
+            from accelerate.utils import gather_object
+
+            pieces = [piece for piece in gather_object([mine]) if piece is not None]
+            mine = (torch.cat([t for t, _ in pieces]), torch.cat([c for _, c in pieces]))
+        if mine is None:
+            return None
+        tokens, cls = mine  # fewer tokens than inputs when some inputs could not be read
+        result = mutual_scores(tokens, cls, self.detector.config.mutual, state=state)
+        self.tokens, self.cls = None, []
+        return AnomalyMaps(result.maps.float().cpu(), result.scores.float().cpu(), self.name)
+
+    def describe(self) -> dict:
+        config = self.detector.config.mutual
+        return {"radii": list(config.radii), "interval": list(config.interval),
+                "rscin_k": None if config.rscin_k is None else list(config.rscin_k),
+                "max_refs": config.max_refs, "groups": config.groups}
