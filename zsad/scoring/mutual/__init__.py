@@ -13,6 +13,15 @@ normal patch finds close matches elsewhere and a defective one does not. One fil
 - ``distributed.py``: the query blocks split between accelerate processes.
 - ``pipeline.py``: ``mutual_scores`` ties them together, driven by one ``MutualConfig``.
 """
+from zsad.scoring.mutual.cost import (
+    CPU_MSM_GFLOPS,
+    DEFAULT_MAX_GROUP,
+    MutualPlan,
+    default_groups,
+    estimate_mutual_cost,
+    measure_gflops,
+    plan_mutual,
+)
 from zsad.scoring.mutual.config import RSCIN_K, MutualConfig, rscin_k_for
 from zsad.scoring.mutual.lnamd import lnamd
 from zsad.scoring.mutual.msm import auto_chunks, interval_bounds, msm
@@ -22,15 +31,22 @@ from zsad.scoring.mutual.output import official_config, official_postprocess, rs
 from zsad.scoring.mutual.rscin import rscin
 
 __all__ = [
+    "CPU_MSM_GFLOPS",
+    "DEFAULT_MAX_GROUP",
     "RSCIN_K",
+    "MutualPlan",
     "MutualConfig",
     "auto_chunks",
+    "default_groups",
+    "estimate_mutual_cost",
     "interval_bounds",
     "lnamd",
+    "measure_gflops",
     "msm",
     "mutual_scores",
     "official_config",
     "official_postprocess",
+    "plan_mutual",
     "plan_blocks",
     "reference_sets",
     "rscin",
