@@ -286,3 +286,83 @@ def test_default_path_equals_the_stored_output_of_the_previous_code():
     # and the stored case does exercise the clamp of negative cosines
     emb = F.normalize(cls, dim=-1)
     assert (emb @ emb.T < 0).any()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# How the official code feeds tokens (models/musc.py lines 59, 161-176), transcribed on zsad's tiny backbones
+
+@torch.no_grad()
+def official_clip_tokens(model, images: torch.Tensor, feature_layers: list[int]):
+    """open_clip VisionTransformer.forward + Transformer.forward of the official code's vendored open_clip
+    (models/backbone/open_clip/transformer.py lines 319-339 and 554-614), with its positional embedding resized
+    once at load (model.py resize_pos_embed: bicubic, align_corners=False). Returns per-layer [B, 1 + P, W]
+    tokens and the L2-normalised pooled embedding (musc.py line 175)."""
+    visual = model.visual
+    features_list = [l + 1 for l in feature_layers]  # musc.py line 59
+    x = visual.conv1(images)
+    x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
+    x = torch.cat([visual.class_embedding + torch.zeros(x.shape[0], 1, x.shape[-1]), x], dim=1)
+    pos = visual.positional_embedding
+    grid = int(math.sqrt(x.shape[1] - 1))
+    old = int(math.sqrt(pos.shape[0] - 1))
+    if grid != old:
+        img = pos[1:].reshape(1, old, old, -1).permute(0, 3, 1, 2)
+        img = F.interpolate(img, size=(grid, grid), mode="bicubic", align_corners=False)
+        pos = torch.cat([pos[:1], img.permute(0, 2, 3, 1).reshape(grid * grid, -1)])
+    x = visual.ln_pre(x + pos)
+    out_tokens, idx = [], 0
+    for block in visual.transformer.resblocks:
+        idx += 1
+        x = block(x)
+        if idx in features_list:  # 1-based: the residual stream after block idx, before ln_post, no projection
+            out_tokens.append(x)
+    pooled = visual.ln_post(x[:, 0]) @ visual.proj
+    return out_tokens, pooled / pooled.norm(dim=-1, keepdim=True)
+
+
+@pytest.mark.parametrize("input_size", [224, 288])
+def test_clip_tokens_are_the_official_ones(input_size):
+    from zsad.backbones import BackboneSpec, load_backbone
+
+    feature_layers = [0, 1, 3]  # as configs/musc.yaml line 11 writes them (0-based; [5, 11, 17, 23] for ViT-L)
+    backbone = load_backbone(BackboneSpec("tiny-clip", input_size=input_size, layers=tuple(l + 1 for l in feature_layers)))
+    images = torch.randn(2, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        feats = backbone(images)
+    tokens, image_features = official_clip_tokens(backbone.model, images, feature_layers)
+    n, n_layers, h, w, c = feats.patch_tokens.shape
+    for l in range(n_layers):
+        assert torch.allclose(feats.patch_tokens[:, l].reshape(n, h * w, c), tokens[l][:, 1:], atol=1e-5)
+    assert torch.allclose(F.normalize(feats.cls, dim=-1), image_features, atol=1e-5)
+
+
+@torch.no_grad()
+def official_dinov2_tokens(model, images: torch.Tensor, feature_layers: list[int]):
+    """DINOv2 get_intermediate_layers(x, n=[l - 1 for l in features_list], return_class_token=False) with its default
+    norm=True (models/backbone/dino_vision_transformer.py lines 238-288; musc.py line 164), and the model's output
+    ``dino_model(x)`` = the final-LayerNorm CLS token, not normalised (line 165); on transformers' modules."""
+    n = [l + 1 - 1 for l in feature_layers]  # features_list = feature_layers + 1; the call subtracts 1 again
+    x = model.embeddings(images)
+    outputs = []
+    for i, layer in enumerate(model.encoder.layer):
+        out = layer(x)
+        x = out[0] if isinstance(out, tuple) else out
+        if i in n:  # 0-based block index
+            outputs.append(x)
+    outputs = [model.layernorm(o)[:, 1:] for o in outputs]  # norm=True, then the CLS is dropped
+    return outputs, model.layernorm(x)[:, 0]
+
+
+def test_dinov2_tokens_are_the_official_ones():
+    from zsad.backbones import BackboneSpec, load_backbone
+
+    feature_layers = [0, 2, 3]
+    backbone = load_backbone(BackboneSpec("tiny-dinov2", input_size=224, layers=tuple(l + 1 for l in feature_layers)))
+    images = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        feats = backbone(images)
+    tokens, cls = official_dinov2_tokens(backbone.model, images, feature_layers)
+    n, n_layers, h, w, c = feats.patch_tokens.shape
+    for l in range(n_layers):
+        assert torch.allclose(feats.patch_tokens[:, l].reshape(n, h * w, c), tokens[l], atol=1e-5)
+    assert torch.allclose(feats.cls, cls, atol=1e-5)  # raw: RsCIN must not normalise it (rscin_cls="raw")
