@@ -3,12 +3,35 @@
 Defaults follow the official MuSc code (xrli-U/MuSc, configs/musc.yaml and models/musc.py): radii r = 1, 3, 5;
 the interval of the lowest 0-30 % of the per-image minima; RsCIN windows k = 1, 2, 3 (MuSc's MVTec setting;
 it uses 1, 8, 9 for VisA).
+
+Output path: by default the image score is the max of the patch-grid map and RsCIN compares L2-normalised image
+embeddings (cosines), with negative cosines clamped to 0. ``official_config`` (``output.py``) selects the official
+MuSc output path instead: the image score is the max of the map bilinearly upsampled (align_corners=True) to the
+input size, and RsCIN uses the image embeddings as the official code feeds them per backbone family.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from zsad.errors import ZsadError
+
+# RsCIN window lists of the official code per dataset kind (xrli-U/MuSc, models/musc.py lines 242-247:
+# 'visa' -> [1, 8, 9], 'mvtec_ad' -> [1, 2, 3], anything else (btad) -> [1, 2, 3]).
+RSCIN_K: dict[str, tuple[int, ...]] = {"mvtec": (1, 2, 3), "visa": (1, 8, 9), "btad": (1, 2, 3)}
+
+IMAGE_SCORE_FROM = ("grid_max", "upsampled_max")
+RSCIN_CLS = ("normalized", "raw")
+
+
+def rscin_k_for(dataset: str) -> tuple[int, ...]:
+    """The official RsCIN k list of a dataset kind: "mvtec" (MVTec-like), "visa" (VisA-like) or "btad"."""
+    key = dataset.lower().replace("_ad", "").replace("-ad", "")
+    if key not in RSCIN_K:
+        raise ZsadError(
+            f"unknown RsCIN dataset kind {dataset!r}; use one of {', '.join(RSCIN_K)} "
+            f"(or give the k list itself, e.g. rscin_k=(1, 2, 3))"
+        )
+    return RSCIN_K[key]
 
 
 @dataclass(frozen=True)
@@ -32,6 +55,18 @@ class MutualConfig:
     l2_normalize: unit-normalise every aggregated feature before distances, as MuSc does after LNAMD.
     device: where the aggregated features live and distances are computed ("cuda", "cpu", ...); None uses the
         device of the input tokens.
+    image_score_from: "grid_max" (default) takes the image score before RsCIN as the max of the patch-grid map;
+        "upsampled_max" takes the max of the map bilinearly upsampled to ``upsample_size`` x ``upsample_size``
+        (as the official code, models/musc.py lines 225-226 and 240), which needs ``upsample_size``.
+    upsample_size, upsample_align_corners: the upsampling used by "upsampled_max" (the official code: the input
+        size, align_corners=True). Maps returned by ``mutual_scores`` stay on the patch grid either way; the
+        matching map post-processing is ``output.official_postprocess(input_size)``.
+    rscin_cls: how RsCIN compares image embeddings: "normalized" (default) L2-normalises them (cosines, as the
+        official code does for CLIP, models/musc.py line 175); "raw" uses the dot products of the embeddings as
+        given (the official code for DINO/DINOv2, whose CLS tokens are not normalised, lines 163-172).
+    rscin_clamp_negative: clamp negative similarities to 0 before RsCIN's row normalisation (default, zsad's
+        guard). False keeps them, as the official code does; a row whose kept similarities sum to <= 0 (where the
+        official code divides by zero or flips signs) is then still clamped.
     """
 
     radii: tuple[int, ...] = (1, 3, 5)
@@ -45,6 +80,11 @@ class MutualConfig:
     seed: int = 0
     l2_normalize: bool = True
     device: str | None = None
+    image_score_from: str = "grid_max"
+    upsample_size: int | None = None
+    upsample_align_corners: bool = True
+    rscin_cls: str = "normalized"
+    rscin_clamp_negative: bool = True
 
     def __post_init__(self) -> None:
         if not self.radii or any(int(r) != r or r < 1 or r % 2 == 0 for r in self.radii):
@@ -62,3 +102,15 @@ class MutualConfig:
             raise ZsadError(f"memory_mb={self.memory_mb} must be a positive budget in MB")
         if int(self.groups) != self.groups or self.groups < 1:
             raise ZsadError(f"groups={self.groups} must be a positive integer (1 scores the whole batch together)")
+        if self.image_score_from not in IMAGE_SCORE_FROM:
+            raise ZsadError(
+                f"image_score_from={self.image_score_from!r} must be one of {', '.join(IMAGE_SCORE_FROM)}"
+            )
+        if self.upsample_size is not None and (int(self.upsample_size) != self.upsample_size or self.upsample_size < 1):
+            raise ZsadError(f"upsample_size={self.upsample_size} must be a positive number of pixels, or None")
+        if self.image_score_from == "upsampled_max" and self.upsample_size is None:
+            raise ZsadError(
+                "image_score_from='upsampled_max' needs upsample_size (the backbone's input size, e.g. 518)"
+            )
+        if self.rscin_cls not in RSCIN_CLS:
+            raise ZsadError(f"rscin_cls={self.rscin_cls!r} must be one of {', '.join(RSCIN_CLS)}")

@@ -19,10 +19,10 @@ Checked on the 2-core CPU with one layer of that shape (N = 1000, float16, r = 3
 The work is 2 * N^2 * P^2 * C flops per (layer, r): 3.8 PFLOP here, 46 PFLOP for 4 layers x 3 radii, i.e. days on
 a ~100 GFLOP/s CPU and minutes on a GPU; ``max_refs`` / ``groups`` (plan.py) bound it.
 
-Image score before RsCIN: the max of the mean map on the patch grid. MuSc takes the max after bilinear
-upsampling with align_corners=True, whose values are convex combinations of grid values, so it is at most the
-grid max and differs from it only by the interpolation between neighbouring tokens; the grid max keeps this
-scorer independent of the output size.
+Image score before RsCIN: by default the max of the mean map on the patch grid, which keeps this scorer
+independent of the output size. The official code takes the max after bilinear upsampling to the input size with
+align_corners=True (values are convex combinations of grid values, so it is at most the grid max);
+``image_score_from="upsampled_max"`` does that, from the float64 mean map as the official code (``output.py``).
 """
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ from zsad.scoring.mutual.config import MutualConfig
 from zsad.scoring.mutual.distributed import my_share, sum_across_processes
 from zsad.scoring.mutual.lnamd import lnamd
 from zsad.scoring.mutual.msm import default_query_chunk, msm_blocks
+from zsad.scoring.mutual.output import upsampled_max
 from zsad.scoring.mutual.plan import plan_blocks
 from zsad.scoring.mutual.rscin import rscin
 
@@ -88,10 +89,17 @@ def mutual_scores(
             del z
     total = sum_across_processes(total, state) / (n_layers * len(config.radii))
 
-    maps = total.view(n_images, h, w).float()
-    scores = maps.flatten(1).amax(dim=1)
+    grid = total.view(n_images, h, w)
+    maps = grid.float()
+    if config.image_score_from == "upsampled_max":
+        scores = upsampled_max(grid, config.upsample_size, align_corners=config.upsample_align_corners).float()
+    else:
+        scores = maps.flatten(1).amax(dim=1)
     if cls is not None and config.rscin_k is not None:
-        scores = rscin(scores, cls.to(device), config.rscin_k)
+        scores = rscin(
+            scores, cls.to(device), config.rscin_k,
+            cls_mode=config.rscin_cls, clamp_negative=config.rscin_clamp_negative,
+        )
     return AnomalyMaps(maps=maps.to(patch_tokens.device), scores=scores.to(patch_tokens.device), source="mutual")
 
 
