@@ -5,11 +5,11 @@ embedding; a softmax at temperature 0.07 over the two gives the probability that
 averaged over layers. The image score is the same softmax on the CLS embedding, by default averaged with the maximum
 of the map (as APRIL-GAN/AnomalyCLIP do), because the CLS alone misses small defects.
 
-Windows (``windows=(2, 3)``): WinCLIP's multi-scale scoring. WinCLIP embeds each k x k window by running the ViT on
-the window's tokens only; here a window's embedding is the mean of its projected patch tokens, which costs nothing
-extra and keeps the backbone at one forward pass per image (an approximation, documented as such). Each patch then
-gets, per scale, the harmonic mean of the scores of all windows covering it; scales (including the 1x1 patch scale)
-are averaged.
+Pooled windows (``pooled_windows=(2, 3)``): a cheap multi-scale variant, *not* WinCLIP's windows. A window's
+embedding here is the mean of its projected patch tokens (one forward pass, no extra cost); WinCLIP instead runs
+the ViT on the CLS plus the window's tokens, which gives maps uncorrelated with these (see ``zsad.scoring.winclip``
+for the published method). Each patch gets, per scale, the harmonic mean of the scores of all windows covering
+it; scales (including the 1x1 patch scale) are averaged arithmetically.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class TextConfig:
     temperature: float = 0.07
     layers: tuple[int, ...] | None = None  # None: every layer the backbone returns
     image_score: str = "cls+max"
-    windows: tuple[int, ...] = ()
+    pooled_windows: tuple[int, ...] = ()  # mean-token windows; not WinCLIP's (see the module docstring)
 
 
 def class_embeddings(encode, sentences: dict[str, list[str]]) -> torch.Tensor:
@@ -51,8 +51,8 @@ def anomaly_probability(embeddings: torch.Tensor, text: torch.Tensor, temperatur
     return logits.softmax(dim=-1)[..., 1]
 
 
-def window_scores(tokens: torch.Tensor, text: torch.Tensor, temperature: float, size: int) -> torch.Tensor:
-    """[B, h, w] harmonic mean, per patch, of the scores of all size x size windows covering it."""
+def pooled_window_scores(tokens: torch.Tensor, text: torch.Tensor, temperature: float, size: int) -> torch.Tensor:
+    """[B, h, w] harmonic mean, per patch, of the scores of all size x size mean-pooled windows covering it."""
     b, h, w, d = tokens.shape
     if size > min(h, w):
         raise ZsadError(f"window size {size} is larger than the {h}x{w} patch grid; use smaller windows")
@@ -103,7 +103,9 @@ class TextScorer:
         for layer in layers:
             tokens = features.projected[:, features.layers.index(layer)]  # [B, h, w, D]
             scales = [anomaly_probability(tokens, text, self.config.temperature)]
-            scales += [window_scores(tokens, text, self.config.temperature, s) for s in self.config.windows]
+            scales += [
+                pooled_window_scores(tokens, text, self.config.temperature, s) for s in self.config.pooled_windows
+            ]
             maps.append(torch.stack(scales).mean(0))
         anomaly_map = torch.stack(maps).mean(0)
         cls_score = anomaly_probability(features.cls, text, self.config.temperature)
