@@ -172,3 +172,16 @@ def test_every_window_equals_the_direct_definition(tiny, shape):
                 row, col = divmod(w, grid[1] - k + 1)
                 expected = direct_window_embedding(visual, positional, image[0], index[w].tolist())[0]
                 torch.testing.assert_close(features.windows.windows[k][0, row, col], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_v_v_attention_leaves_windows_and_winclip_patch_embeddings_unchanged(tiny):
+    model, tokenizer = tiny
+    images = torch.randn(2, 3, 64, 64)
+    plain = CLIPBackbone(model, tokenizer, "tiny", input_size=64, windows=(2, 3))
+    with_vv = CLIPBackbone(model, tokenizer, "tiny", input_size=64, windows=(2, 3), vv_layers=2)
+    with torch.inference_mode():
+        a, b = plain(images), with_vv(images)
+    assert not torch.allclose(a.projected[:, -1], b.projected[:, -1])  # V-V does change the text-path tokens
+    for k in (2, 3):
+        torch.testing.assert_close(b.windows.windows[k], a.windows.windows[k])
+    torch.testing.assert_close(b.windows.patch_embeddings, a.windows.patch_embeddings)
