@@ -98,10 +98,10 @@ def test_layer_subset_uses_only_those_layers():
         score_text(features, text_of(backbone), TextConfig(layers=(7,)))
 
 
-def test_windows_use_harmonic_mean_of_covering_windows():
+def test_pooled_windows_use_harmonic_mean_of_covering_windows():
     backbone = FakeTextBackbone()
     features = make_features(b=1, layers=(1,), h=4, w=5)
-    out = score_text(features, text_of(backbone), TextConfig(windows=(2, 3)))
+    out = score_text(features, text_of(backbone), TextConfig(pooled_windows=(2, 3)))
     normal, anomalous = direct_text_embeddings(backbone, load_prompt_set(), "object")
     tokens = features.projected[0, 0]
     h, w = 4, 5

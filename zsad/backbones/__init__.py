@@ -40,6 +40,7 @@ class BackboneSpec:
     input_size: int | None = None
     layers: tuple[int, ...] | None = None
     vv_layers: int = 0  # V-V attention in the last k blocks (CLIP only)
+    windows: tuple[int, ...] = ()  # WinCLIP window sizes in patches, e.g. (2, 3) (CLIP only; see clip.py)
 
 
 def _is_dinov2(name: str) -> bool:
@@ -53,7 +54,7 @@ def _is_dinov2(name: str) -> bool:
 
 def _tiny_clip(spec: BackboneSpec) -> nn.Module:
     model, tokenizer = build_tiny_clip(TinyCLIPConfig())
-    return CLIPBackbone(model, tokenizer, spec.name, spec.input_size, spec.layers, spec.vv_layers)
+    return CLIPBackbone(model, tokenizer, spec.name, spec.input_size, spec.layers, spec.vv_layers, spec.windows)
 
 
 def _tiny_dinov2(spec: BackboneSpec) -> nn.Module:
@@ -75,7 +76,9 @@ def _clip(spec: BackboneSpec) -> nn.Module:
         tags = open_clip.list_pretrained_tags_by_model(spec.name.replace("/", "-"))
         pretrained = tags[0] if tags else None
     model, tokenizer = load_open_clip(spec.name, None if pretrained == "random" else pretrained)
-    return CLIPBackbone(model, tokenizer, spec.name, spec.input_size or default_size, spec.layers, spec.vv_layers)
+    return CLIPBackbone(
+        model, tokenizer, spec.name, spec.input_size or default_size, spec.layers, spec.vv_layers, spec.windows
+    )
 
 
 TINY_BACKBONES = ("tiny-clip", "tiny-dinov2", "tiny-dinov2-reg")
@@ -108,6 +111,11 @@ def load_backbone(spec: BackboneSpec | str = BackboneSpec()) -> nn.Module:
     if looks_like_path and not Path(path).expanduser().exists():
         raise ZsadError(f"backbone folder {path} not found; pass an existing model folder or a model name")
     loader = next(load for matches, load in FAMILIES if matches(spec.name))
+    if spec.windows and loader not in (_tiny_clip, _clip):
+        raise ZsadError(
+            f"backbone {spec.name}: WinCLIP windows need a CLIP backbone (a CLS token and a text space); "
+            "drop the windows or use a CLIP model such as ViT-B-16-plus-240"
+        )
     return loader(spec)
 
 

@@ -18,12 +18,15 @@ class Features:
     cls: [B, D] image embedding (CLIP: the projected CLS used for zero-shot classification; DINOv2: normed CLS).
     projected: [B, L, h, w, D] CLIP only: patch tokens mapped by the same final norm + projection as the CLS,
         so they can be compared with text embeddings; None for backbones without a text tower.
+    windows: CLIP only, when the backbone was asked for window sizes: WinCLIP's window embeddings (see
+        ``WindowEmbeddings``); None otherwise.
     """
 
     patch_tokens: torch.Tensor
     cls: torch.Tensor
     projected: torch.Tensor | None = None
     layers: tuple[int, ...] = field(default=())
+    windows: "WindowEmbeddings | None" = None
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -36,6 +39,17 @@ class Features:
             cls=self.cls[index],
             projected=None if self.projected is None else self.projected[index],
             layers=self.layers,
+            windows=None if self.windows is None else self.windows.select(index),
+        )
+
+    def to(self, *args, **kwargs) -> "Features":
+        """Every tensor moved/cast as ``torch.Tensor.to`` does (e.g. ``features.to("cpu")``)."""
+        return Features(
+            patch_tokens=self.patch_tokens.to(*args, **kwargs),
+            cls=self.cls.to(*args, **kwargs),
+            projected=None if self.projected is None else self.projected.to(*args, **kwargs),
+            layers=self.layers,
+            windows=None if self.windows is None else self.windows.to(*args, **kwargs),
         )
 
     def to_cpu_float(self) -> "Features":
@@ -45,6 +59,7 @@ class Features:
             cls=self.cls.float().cpu(),
             projected=None if self.projected is None else self.projected.float().cpu(),
             layers=self.layers,
+            windows=None if self.windows is None else self.windows.to("cpu", torch.float32),
         )
 
     @staticmethod
@@ -54,4 +69,42 @@ class Features:
             cls=torch.cat([p.cls for p in parts]),
             projected=None if parts[0].projected is None else torch.cat([p.projected for p in parts]),
             layers=parts[0].layers,
+            windows=None if parts[0].windows is None else WindowEmbeddings.concat([p.windows for p in parts]),
+        )
+
+
+@dataclass
+class WindowEmbeddings:
+    """What WinCLIP's window scales need, from the same forward pass as the rest of ``Features``.
+
+    WinCLIP (Jeong et al., CVPR 2023) embeds a k x k window of patches by running the ViT on the CLS token plus
+    that window's patch tokens only (each with its own positional embedding) and taking the projected CLS output:
+    an image embedding of the window, in the text space. The backbone computes them; scorers only read them.
+
+    windows: window size k -> [B, h - k + 1, w - k + 1, D]: the embedding of the window whose top-left patch is
+        (row, col), stride 1, in CLIP's joint space (ln_post + proj of the window pass's CLS output).
+    patch_embeddings: [B, h, w, W] the final layer's patch tokens of the full-image pass after ln_post, not
+        projected (what open_clip returns with ``output_tokens=True``): WinCLIP+'s patch scale.
+    """
+
+    windows: dict[int, torch.Tensor]
+    patch_embeddings: torch.Tensor
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return tuple(sorted(self.windows))
+
+    def select(self, index: slice | torch.Tensor) -> "WindowEmbeddings":
+        return WindowEmbeddings({k: v[index] for k, v in self.windows.items()}, self.patch_embeddings[index])
+
+    def to(self, *args, **kwargs) -> "WindowEmbeddings":
+        return WindowEmbeddings(
+            {k: v.to(*args, **kwargs) for k, v in self.windows.items()}, self.patch_embeddings.to(*args, **kwargs)
+        )
+
+    @staticmethod
+    def concat(parts: list["WindowEmbeddings"]) -> "WindowEmbeddings":
+        return WindowEmbeddings(
+            {k: torch.cat([p.windows[k] for p in parts]) for k in parts[0].windows},
+            torch.cat([p.patch_embeddings for p in parts]),
         )

@@ -42,14 +42,10 @@ def memory_meta(detector) -> dict[str, str]:
     }
 
 
-def build_memory(detector, references, progress: bool = False) -> ReferenceMemory:
-    """Memory of good reference images (paths, folders, PIL images, arrays).
-
-    Unreadable reference files are skipped with a warning. With two or more references, every reference is
-    also scored against a memory of the others (leave-one-out); the largest of these normal scores is kept in
-    the memory's metadata as ``normal_score_max`` and serves as the few-shot threshold for batches too small
-    for the batch rule.
-    """
+def load_references(references, rotations: bool = False) -> tuple[list[LoadedImage], list[int]]:
+    """Good reference images (paths, folders, PIL images, arrays) loaded, with rotated copies when asked; returns
+    the images and, for each, the index of the reference it came from. Unreadable files are skipped with a
+    warning; none readable is an error."""
     from zsad.detector import expand_sources
 
     images, owners = [], []
@@ -57,17 +53,25 @@ def build_memory(detector, references, progress: bool = False) -> ReferenceMemor
         try:
             image = load_image(source.item).image
         except ZsadError as error:
-            warnings.warn(f"reference skipped: {error}", stacklevel=2)
+            warnings.warn(f"reference skipped: {error}", stacklevel=3)
             continue
-        copies = [image]
-        if detector.config.reference_rotations:
-            copies += [image.transpose(turn) for turn in ROTATIONS]
-        images += copies
+        copies = [image] + ([image.transpose(turn) for turn in ROTATIONS] if rotations else [])
+        images += [LoadedImage(copy, "", None, copy.size) for copy in copies]
         owners += [index] * len(copies)
     if not images:
         raise ZsadError("no usable reference image; pass a folder or files of good (defect-free) images")
-    loaded = [LoadedImage(image, "", None, image.size) for image in images]
-    tokens = reference_tokens(detector, detector.extract(loaded, progress=progress))
+    return images, owners
+
+
+def build_memory(detector, references, progress: bool = False) -> ReferenceMemory:
+    """Memory of good reference images (paths, folders, PIL images, arrays).
+
+    With two or more references, every reference is also scored against a memory of the others (leave-one-out);
+    the largest of these normal scores is kept in the memory's metadata as ``normal_score_max`` and serves as the
+    few-shot threshold for batches too small for the batch rule.
+    """
+    images, owners = load_references(references, detector.config.reference_rotations)
+    tokens = reference_tokens(detector, detector.extract(images, progress=progress))
     meta = memory_meta(detector)
     owners_t = torch.tensor(owners)
     if len(set(owners)) >= 2:

@@ -8,10 +8,11 @@ of the map (as APRIL-GAN/AnomalyCLIP do), because the CLS alone misses small def
 The [normal, anomalous] embeddings come from a text head (``zsad.scoring.text_heads``): a prompt set by default,
 learned prompts or a definition in words when configured.
 
-Windows (``windows=(2, 3)``): a window's embedding is the *mean of its projected patch tokens*, which costs nothing
-extra and keeps the backbone at one forward pass per image. This is NOT WinCLIP's window embedding (WinCLIP runs the
-ViT on each window's tokens); the exact WinCLIP method is the ``winclip`` scorer. Each patch gets, per scale, the
-harmonic mean of the scores of all windows covering it; scales (including the 1x1 patch scale) are averaged.
+Pooled windows (``pooled_windows=(2, 3)``): a cheap multi-scale variant, *not* WinCLIP's windows. A window's
+embedding here is the mean of its projected patch tokens (one forward pass, no extra cost); WinCLIP instead runs
+the ViT on the CLS plus the window's tokens, which gives maps uncorrelated with these (see ``zsad.scoring.winclip``
+for the published method). Each patch gets, per scale, the harmonic mean of the scores of all windows covering
+it; scales (including the 1x1 patch scale) are averaged arithmetically.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ class TextConfig:
     temperature: float = 0.07
     layers: tuple[int, ...] | None = None  # None: every layer the backbone returns
     image_score: str = "cls+max"
-    windows: tuple[int, ...] = ()
+    pooled_windows: tuple[int, ...] = ()  # mean-token windows; not WinCLIP's (see the module docstring)
 
 
 def anomaly_probability(embeddings: torch.Tensor, text: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -43,8 +44,8 @@ def anomaly_probability(embeddings: torch.Tensor, text: torch.Tensor, temperatur
     return logits.softmax(dim=-1)[..., 1]
 
 
-def window_scores(tokens: torch.Tensor, text: torch.Tensor, temperature: float, size: int) -> torch.Tensor:
-    """[B, h, w] harmonic mean, per patch, of the scores of all size x size windows covering it."""
+def pooled_window_scores(tokens: torch.Tensor, text: torch.Tensor, temperature: float, size: int) -> torch.Tensor:
+    """[B, h, w] harmonic mean, per patch, of the scores of all size x size mean-pooled windows covering it."""
     b, h, w, d = tokens.shape
     if size > min(h, w):
         raise ZsadError(f"window size {size} is larger than the {h}x{w} patch grid; use smaller windows")
@@ -69,7 +70,7 @@ def score_text(features: Features, text: torch.Tensor, config: TextConfig) -> An
     for layer in layers:
         tokens = features.projected[:, features.layers.index(layer)]  # [B, h, w, D]
         scales = [anomaly_probability(tokens, text, config.temperature)]
-        scales += [window_scores(tokens, text, config.temperature, s) for s in config.windows]
+        scales += [pooled_window_scores(tokens, text, config.temperature, s) for s in config.pooled_windows]
         maps.append(torch.stack(scales).mean(0))
     anomaly_map = torch.stack(maps).mean(0)
     cls_score = anomaly_probability(features.cls, text, config.temperature)
@@ -111,5 +112,5 @@ class TextScorer(Scorer):
 
     def describe(self) -> dict:
         return {"temperature": self.config.temperature, "layers": list(self.config.layers or []),
-                "image_score": self.config.image_score, "windows": list(self.config.windows),
+                "image_score": self.config.image_score, "pooled_windows": list(self.config.pooled_windows),
                 **self.detector.text_head.describe()}
