@@ -40,6 +40,9 @@ class BackboneSpec:
     input_size: int | None = None
     layers: tuple[int, ...] | None = None
     vv_layers: int = 0  # V-V attention in the last k blocks (CLIP only)
+    dpam_layer: int | None = None  # the same in AnomalyCLIP's convention: DPAM_layer N = V-V in the last N-1 blocks
+    pos_interpolation: str = "bicubic"  # position-embedding resize: "bicubic" (open_clip) or "bilinear" (AnomalyCLIP)
+    cls_ln_post: bool = True  # False: AnomalyCLIP's image feature, CLS @ proj without ln_post
 
 
 def _is_dinov2(name: str) -> bool:
@@ -51,9 +54,13 @@ def _is_dinov2(name: str) -> bool:
     return False
 
 
+def _clip_options(spec: BackboneSpec) -> dict:
+    return {"dpam_layer": spec.dpam_layer, "pos_interpolation": spec.pos_interpolation, "cls_ln_post": spec.cls_ln_post}
+
+
 def _tiny_clip(spec: BackboneSpec) -> nn.Module:
     model, tokenizer = build_tiny_clip(TinyCLIPConfig())
-    return CLIPBackbone(model, tokenizer, spec.name, spec.input_size, spec.layers, spec.vv_layers)
+    return CLIPBackbone(model, tokenizer, spec.name, spec.input_size, spec.layers, spec.vv_layers, **_clip_options(spec))
 
 
 def _tiny_dinov2(spec: BackboneSpec) -> nn.Module:
@@ -75,7 +82,9 @@ def _clip(spec: BackboneSpec) -> nn.Module:
         tags = open_clip.list_pretrained_tags_by_model(spec.name.replace("/", "-"))
         pretrained = tags[0] if tags else None
     model, tokenizer = load_open_clip(spec.name, None if pretrained == "random" else pretrained)
-    return CLIPBackbone(model, tokenizer, spec.name, spec.input_size or default_size, spec.layers, spec.vv_layers)
+    return CLIPBackbone(
+        model, tokenizer, spec.name, spec.input_size or default_size, spec.layers, spec.vv_layers, **_clip_options(spec)
+    )
 
 
 # (matches name?, loader): first match wins; open_clip is the fallback family.
