@@ -200,3 +200,28 @@ def random_official_state(width: int, n_ctx: int = 12, depth: int = 9, t_n_ctx: 
 
 
 __all__ = ["np"]
+
+
+# ------------------------------------------------------------------------- loss.py: FocalLoss, BinaryDiceLoss
+def official_focal_loss(logit, target, gamma=2, smooth=1e-5):
+    """FocalLoss() defaults (apply_nonlin None, alpha None, balance_index 0, size_average True)."""
+    num_class = logit.shape[1]
+    logit = logit.view(logit.size(0), logit.size(1), -1).permute(0, 2, 1).contiguous().view(-1, num_class)
+    target = torch.squeeze(target, 1).view(-1, 1)
+    alpha = torch.ones(num_class, 1)
+    idx = target.cpu().long()
+    one_hot_key = torch.FloatTensor(target.size(0), num_class).zero_().scatter_(1, idx, 1)
+    one_hot_key = torch.clamp(one_hot_key, smooth / (num_class - 1), 1.0 - smooth)
+    pt = (one_hot_key * logit).sum(1) + smooth
+    logpt = pt.log()
+    alpha = torch.squeeze(alpha[idx])
+    return (-1 * alpha * torch.pow((1 - pt), gamma) * logpt).mean()
+
+
+def official_dice_loss(input, targets):
+    N = targets.size()[0]
+    input_flat = input.view(N, -1)
+    targets_flat = targets.view(N, -1)
+    intersection = input_flat * targets_flat
+    N_dice_eff = (2 * intersection.sum(1) + 1) / (input_flat.sum(1) + targets_flat.sum(1) + 1)
+    return 1 - N_dice_eff.sum() / N
