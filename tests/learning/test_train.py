@@ -121,3 +121,17 @@ def test_lora_with_prompts_saves_and_loads(data, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(fresh(x).projected, backbone(x).projected)
     torch.testing.assert_close(head.embeddings("object"), head.learner(backbone.model).detach(), atol=1e-6, rtol=0)
+
+
+def test_loss_falls_and_seen_categories_improve(data, tmp_path):
+    from zsad.learning.train import evaluate
+
+    spec = BackboneSpec("tiny-clip", input_size=64, layers=(4,))
+    backbone = load_backbone(spec)
+    items = layout_items("mvtec", data)
+    hand = evaluate(backbone, load_text_head("winclip", backbone).embeddings("object"), items)["p_auroc"]
+    summary = train(backbone, items, tmp_path / "a", TrainConfig(**{**FAST, "epochs": 6}), progress=False)
+    learned = evaluate(backbone, load_text_head(f"learned:{tmp_path / 'a'}", backbone).embeddings("object"), items)
+    losses = [e["total_loss"] for e in summary["log"]]
+    assert losses[-1] < losses[0]
+    assert learned["p_auroc"] > hand
