@@ -296,7 +296,10 @@ class Detector:
         threshold = decide_threshold(scores, self.config.threshold, natural)
         grids = fused.maps.float().numpy()
         pixel = pixel_threshold(grids)
-        post = MapPostprocess(self.backbone.input_size, self.config.sigma)
+        if len(scorers) == 1:
+            post = scorers[0].postprocess(self.backbone.input_size, self.config.sigma)
+        else:
+            post = MapPostprocess(self.backbone.input_size, self.config.sigma)
         results = []
         for i, image in enumerate(tqdm(scored, desc="explaining", disable=not progress or len(scored) < 100)):
             score = float(scores[i])

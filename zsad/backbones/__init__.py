@@ -41,6 +41,9 @@ class BackboneSpec:
     layers: tuple[int, ...] | None = None
     vv_layers: int = 0  # V-V attention in the last k blocks (CLIP only)
     windows: tuple[int, ...] = ()  # WinCLIP window sizes in patches, e.g. (2, 3) (CLIP only; see clip.py)
+    dpam_layer: int | None = None  # the same in AnomalyCLIP's convention: DPAM_layer N = V-V in the last N-1 blocks
+    pos_interpolation: str = "bicubic"  # position-embedding resize: "bicubic" (open_clip) or "bilinear" (AnomalyCLIP)
+    cls_ln_post: bool = True  # False: AnomalyCLIP's image feature, CLS @ proj without ln_post
 
 
 def _is_dinov2(name: str) -> bool:
@@ -52,9 +55,16 @@ def _is_dinov2(name: str) -> bool:
     return False
 
 
+def _clip_options(spec: BackboneSpec) -> dict:
+    return {"dpam_layer": spec.dpam_layer, "pos_interpolation": spec.pos_interpolation,
+            "cls_ln_post": spec.cls_ln_post, "windows": spec.windows}
+
+
 def _tiny_clip(spec: BackboneSpec) -> nn.Module:
     model, tokenizer = build_tiny_clip(TinyCLIPConfig())
-    return CLIPBackbone(model, tokenizer, spec.name, spec.input_size, spec.layers, spec.vv_layers, spec.windows)
+    return CLIPBackbone(
+        model, tokenizer, spec.name, spec.input_size, spec.layers, spec.vv_layers, **_clip_options(spec)
+    )
 
 
 def _tiny_dinov2(spec: BackboneSpec) -> nn.Module:
@@ -77,7 +87,7 @@ def _clip(spec: BackboneSpec) -> nn.Module:
         pretrained = tags[0] if tags else None
     model, tokenizer = load_open_clip(spec.name, None if pretrained == "random" else pretrained)
     return CLIPBackbone(
-        model, tokenizer, spec.name, spec.input_size or default_size, spec.layers, spec.vv_layers, spec.windows
+        model, tokenizer, spec.name, spec.input_size or default_size, spec.layers, spec.vv_layers, **_clip_options(spec)
     )
 
 

@@ -68,7 +68,18 @@ class CLIPBackbone(nn.Module):
         vv_layers: int = 0,
         windows: tuple[int, ...] = (),
         window_batch: int = 4096,
+        dpam_layer: int | None = None,
+        pos_interpolation: str = "bicubic",
+        cls_ln_post: bool = True,
     ):
+        """``vv_layers=K``: V-V attention in the last K blocks. ``dpam_layer=N``: the same in AnomalyCLIP's
+        convention, the number its code calls ``DPAM_layer``: ``DAPM_replace`` swaps the attention of
+        ``resblocks[-1] .. resblocks[-(N-1)]``, i.e. the last N - 1 blocks (N = 20 on ViT-L/14's 24 blocks gives V-V
+        in blocks 6..24, 1-based), so ``dpam_layer=N`` is ``vv_layers=N-1`` and ``dpam_layer=1`` is no V-V.
+        ``pos_interpolation``: how the position embedding is resized to another grid, ``"bicubic"`` (open_clip) or
+        ``"bilinear"`` (AnomalyCLIP, ``align_corners=False``). ``cls_ln_post=False`` gives AnomalyCLIP's image
+        feature, the final CLS token projected *without* ``ln_post`` (its ``VisionTransformer.forward`` returns
+        ``x_ori[0] @ proj``); the default is CLIP's own ``ln_post(cls) @ proj``."""
         super().__init__()
         visual = model.visual
         if getattr(visual, "attn_pool", None) is not None or getattr(visual, "pool_type", "tok") != "tok":
@@ -90,8 +101,21 @@ class CLIPBackbone(nn.Module):
         self.layers = tuple(layers) if layers else default_layers(self.depth)
         if min(self.layers) < 1 or max(self.layers) > self.depth:
             raise ZsadError(f"backbone {name}: layers must be within 1..{self.depth}, got {list(self.layers)}")
+        if dpam_layer is not None:
+            if not 1 <= dpam_layer <= self.depth + 1:
+                raise ZsadError(f"backbone {name}: dpam_layer must be within 1..{self.depth + 1}, got {dpam_layer}")
+            if vv_layers and vv_layers != dpam_layer - 1:
+                raise ZsadError(
+                    f"backbone {name}: vv_layers={vv_layers} contradicts dpam_layer={dpam_layer} "
+                    f"(= vv_layers {dpam_layer - 1}); give one of them"
+                )
+            vv_layers = dpam_layer - 1
         if not 0 <= vv_layers <= self.depth:
             raise ZsadError(f"backbone {name}: vv_layers must be within 0..{self.depth}, got {vv_layers}")
+        if pos_interpolation not in ("bicubic", "bilinear"):
+            raise ZsadError(f"backbone {name}: pos_interpolation must be 'bicubic' or 'bilinear', got {pos_interpolation!r}")
+        self.pos_interpolation = pos_interpolation
+        self.cls_ln_post = cls_ln_post
         self.vv_layers = vv_layers
         # The written-out forward feeds [B, N, W] tokens to each block: open_clip >= 2.26 builds batch-first
         # blocks; older versions (sequence-first) would silently give wrong CLS embeddings.
@@ -124,7 +148,7 @@ class CLIPBackbone(nn.Module):
         cls_pos, patch_pos = pos[:1], pos[1:]
         gh, gw = self.pretrain_grid
         patch_pos = patch_pos.reshape(1, gh, gw, -1).permute(0, 3, 1, 2)
-        patch_pos = F.interpolate(patch_pos.float(), size=grid, mode="bicubic", align_corners=False)
+        patch_pos = F.interpolate(patch_pos.float(), size=grid, mode=self.pos_interpolation, align_corners=False)
         patch_pos = patch_pos.to(pos.dtype).permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1)
         return torch.cat([cls_pos, patch_pos])
 
@@ -139,6 +163,12 @@ class CLIPBackbone(nn.Module):
         out = F.scaled_dot_product_attention(v, v, v)
         out = out.transpose(1, 2).reshape(b, n, width)
         return attn.out_proj(out)
+
+    def image_embedding(self, cls_token: torch.Tensor) -> torch.Tensor:
+        """[B, W] final CLS token -> [B, D] image embedding (see ``cls_ln_post``)."""
+        if self.cls_ln_post:
+            return self.project(cls_token)
+        return cls_token @ self.model.visual.proj
 
     def project(self, tokens: torch.Tensor) -> torch.Tensor:
         visual = self.model.visual
@@ -178,7 +208,7 @@ class CLIPBackbone(nn.Module):
         # tokens that are projected into the text space, so turning it on never changes few-shot or mutual results.
         tokens = torch.stack([raw[layer] for layer in self.layers], dim=1)  # [B, L, N, W]
         projected = self.project(torch.stack([for_text[layer] for layer in self.layers], dim=1))
-        image_embedding = self.project(x[:, 0])
+        image_embedding = self.image_embedding(x[:, 0])
         windows = None
         if self.windows:
             windows = WindowEmbeddings(

@@ -17,6 +17,7 @@ from zsad.errors import ZsadError
 
 if TYPE_CHECKING:
     from zsad.backbones.base import Features
+    from zsad.scoring.postprocess import MapPostprocess
 
 
 @dataclass
@@ -96,6 +97,13 @@ class Scorer:
 
     def natural_threshold(self) -> float | None:
         return None
+
+    def postprocess(self, input_size: int, sigma: float) -> "MapPostprocess":
+        """How this evidence's grid maps become image maps when it is the only evidence (fused maps use the
+        default). Methods whose published code smooths or upsamples differently override this."""
+        from zsad.scoring.postprocess import MapPostprocess
+
+        return MapPostprocess(input_size, sigma)
 
     def describe(self) -> dict[str, Any]:
         """The resolved settings of this scorer, for results.json."""

@@ -14,27 +14,45 @@ import torch
 import torch.nn.functional as F
 
 
-def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of [B, 1, H, W] with reflect padding and the usual 4-sigma truncation.
+def gaussian_blur(maps: torch.Tensor, sigma: float, padding: str = "mirror") -> torch.Tensor:
+    """Separable Gaussian blur of [B, 1, H, W] with the usual 4-sigma truncation.
 
+    padding: "mirror" (``d c b | a b c d``: torch's reflect, scipy's ``mode='mirror'``) or "symmetric" (``c b a | a b
+    c d``: scipy's default ``mode='reflect'``, which AnomalyCLIP's ``gaussian_filter`` uses). They differ only
+    within 4 sigma of the border.
     Two 1-D passes cost 2 * (8 sigma + 1) operations per pixel instead of (8 sigma + 1)^2 for a 2-D kernel
     (66 vs 1089 at sigma 4), which keeps post-processing far below the backbone's cost.
     """
     radius = int(4 * sigma + 0.5)
-    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device=maps.device)
+    if radius == 0:
+        return maps
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float64, device=maps.device)
     kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
     kernel = (kernel / kernel.sum()).to(maps.dtype)
-    padded = F.pad(maps, (radius, radius, radius, radius), mode="reflect")
+    if padding == "mirror":
+        padded = F.pad(maps, (radius, radius, radius, radius), mode="reflect")
+    elif padding == "symmetric":
+        padded = _symmetric_pad(_symmetric_pad(maps, radius, 2), radius, 3)
+    else:
+        raise ValueError(f"padding must be 'mirror' or 'symmetric', got {padding!r}")
     rows = F.conv2d(padded, kernel.view(1, 1, 1, -1))
     return F.conv2d(rows, kernel.view(1, 1, -1, 1))
 
 
-def smooth(maps: torch.Tensor, input_size: int, sigma: float = 4.0, align_corners: bool = False) -> torch.Tensor:
+def _symmetric_pad(x: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
+    n = x.shape[dim]
+    if radius > n:
+        raise ValueError(f"Gaussian radius {radius} exceeds the map size {n}; use a smaller sigma")
+    return torch.cat([x.narrow(dim, 0, radius).flip(dim), x, x.narrow(dim, n - radius, radius).flip(dim)], dim)
+
+
+def smooth(maps: torch.Tensor, input_size: int, sigma: float = 4.0, align_corners: bool = False,
+           padding: str = "mirror") -> torch.Tensor:
     """[B, h, w] patch maps -> [B, S, S] bilinearly upsampled to the input size and Gaussian-smoothed."""
     up = F.interpolate(maps.float().unsqueeze(1), size=(input_size, input_size), mode="bilinear",
                        align_corners=align_corners)
     if sigma > 0:
-        up = gaussian_blur(up, sigma)
+        up = gaussian_blur(up, sigma, padding)
     return up.squeeze(1)
 
 
@@ -50,15 +68,17 @@ def to_original_sizes(maps: torch.Tensor, sizes: list[tuple[int, int]]) -> list[
 @dataclass(frozen=True)
 class MapPostprocess:
     """How a patch-grid map becomes an image map: upsample to ``input_size`` (bilinear, ``align_corners``),
-    Gaussian with ``sigma`` px there (0 = none), then bilinear resize to the requested size."""
+    Gaussian with ``sigma`` px there (0 = none; ``padding`` at the border, see ``gaussian_blur``), then bilinear
+    resize to the requested size."""
 
     input_size: int
     sigma: float = 4.0
     align_corners: bool = False
+    padding: str = "mirror"
 
     def apply(self, grid_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         grid = torch.from_numpy(np.asarray(grid_map, dtype=np.float32))[None]
-        up = smooth(grid, self.input_size, self.sigma, self.align_corners)
+        up = smooth(grid, self.input_size, self.sigma, self.align_corners, self.padding)
         if (size[1], size[0]) == tuple(up.shape[1:]):
             return up[0].numpy()
         return to_original_sizes(up, [size])[0]

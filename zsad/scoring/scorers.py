@@ -3,3 +3,4 @@ import zsad.scoring.fewshot  # noqa: F401
 import zsad.scoring.mutual.scorer  # noqa: F401
 import zsad.scoring.text  # noqa: F401
 import zsad.scoring.winclip  # noqa: F401
+import zsad.scoring.anomalyclip  # noqa: F401

@@ -70,6 +70,8 @@ class PromptSetHead(TextHead):
 
 # prefix -> loader(backbone, value) -> TextHead; e.g. "learned" -> zsad.learning's loader.
 TEXT_HEAD_LOADERS: dict[str, Callable[[Any, str], TextHead]] = {}
+# Families whose package registers its loader on import (imported only when a spec names them).
+_FAMILY_MODULES = {"learned": "zsad.learning", "rules": "zsad.reasoning"}
 
 
 def register_text_head(prefix: str):
@@ -85,6 +87,10 @@ def load_text_head(spec: str | TextHead, backbone) -> TextHead:
     if isinstance(spec, TextHead):
         return spec
     prefix, sep, value = spec.partition(":")
+    if sep and prefix in _FAMILY_MODULES and prefix not in TEXT_HEAD_LOADERS:
+        import importlib
+
+        importlib.import_module(_FAMILY_MODULES[prefix])
     if sep and prefix in TEXT_HEAD_LOADERS:
         return TEXT_HEAD_LOADERS[prefix](backbone, value)
     if sep and len(prefix) > 1 and not spec.endswith((".yaml", ".yml")):

@@ -1,0 +1,122 @@
+"""CLI faces of learning: ``zsad train`` and ``zsad adapters import-anomalyclip``; the lead's ``zsad.cli.main``
+wires them with ``add_train_parser(subparsers)`` / ``add_adapters_parser(subparsers)``."""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+
+from zsad.errors import ZsadError
+
+DATASET_KINDS = ("mvtec", "visa", "folder", "manifest", "hf")
+
+
+def _backbone_args(parser: argparse.ArgumentParser, default_backbone: str = "ViT-L-14-336") -> None:
+    parser.add_argument("--backbone", default=default_backbone, help="open_clip name or tiny-clip")
+    parser.add_argument("--pretrained", default=None, help="pretrained tag or checkpoint path (default: model's tag)")
+    parser.add_argument("--input-size", type=int, default=None, help="input size (default 518 for ViT-L-14-336)")
+    parser.add_argument("--layers", type=int, nargs="+", default=None, help="layers (default 6 12 18 24)")
+    parser.add_argument("--dpam-layer", type=int, default=20,
+                        help="AnomalyCLIP's DPAM_layer: V-V in the last N-1 blocks (default 20; 1 = none)")
+    parser.add_argument("--pos-interpolation", choices=("bilinear", "bicubic"), default="bilinear")
+
+
+def _load_backbone(args):
+    from zsad.backbones import BackboneSpec, load_backbone
+
+    return load_backbone(BackboneSpec(
+        name=args.backbone, pretrained=args.pretrained, input_size=args.input_size,
+        layers=tuple(args.layers) if args.layers else None, dpam_layer=args.dpam_layer,
+        pos_interpolation=args.pos_interpolation, cls_ln_post=False,
+    ))
+
+
+def add_train_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("train", help="learn AnomalyCLIP prompts (and/or LoRA) on data with masks",
+                              description="Train object-agnostic prompts as AnomalyCLIP does. Protocol of the "
+                              "field: train on VisA, test on MVTec (and the reverse).")
+    p.add_argument("--data", required=True, help="dataset root, datasets folder/parquet, or hub name (--dataset hf)")
+    p.add_argument("--dataset", choices=DATASET_KINDS, default="mvtec")
+    p.add_argument("--categories", nargs="+", default=None)
+    p.add_argument("--val-data", default=None, help="validation set (same kind) for per-epoch metrics")
+    p.add_argument("--val-categories", nargs="+", default=None)
+    p.add_argument("--out", required=True, help="adapter folder, e.g. adapters/anomalyclip-visa")
+    _backbone_args(p)
+    p.add_argument("--loss-layers", type=int, nargs="+", default=None, help="layers in the loss (default: all)")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seed", type=int, default=111)
+    p.add_argument("--n-ctx", type=int, default=12)
+    p.add_argument("--depth", type=int, default=9)
+    p.add_argument("--t-n-ctx", type=int, default=4)
+    p.add_argument("--no-prompts", action="store_true", help="train LoRA only (with the winclip prompts)")
+    p.add_argument("--lora", nargs="*", choices=("vision", "text"), default=None, help="add LoRA to these towers")
+    p.add_argument("--lora-r", type=int, default=8)
+    p.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default="no")
+    p.add_argument("--checkpoint-every", type=int, default=1)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--cpu", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def _items(kind, root, categories):
+    from zsad.learning.data import hf_items, layout_items
+
+    return hf_items(root) if kind == "hf" else layout_items(kind, root, categories)
+
+
+def run_train(args) -> int:
+    from zsad.learning.lora import LoraSettings
+    from zsad.learning.prompt_learner import PromptLearnerConfig
+    from zsad.learning.train import TrainConfig, train
+
+    backbone = _load_backbone(args)
+    items = _items(args.dataset, args.data, args.categories)
+    val = _items(args.dataset, args.val_data, args.val_categories) if args.val_data else None
+    config = TrainConfig(
+        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
+        layers=tuple(args.loss_layers) if args.loss_layers else None,
+        prompt_learner=None if args.no_prompts else PromptLearnerConfig(args.n_ctx, args.depth, args.t_n_ctx),
+        lora=LoraSettings(towers=tuple(args.lora or ("vision",)), r=args.lora_r) if args.lora is not None else None,
+        mixed_precision=args.mixed_precision, checkpoint_every=args.checkpoint_every, cpu=args.cpu,
+    )
+    data = {"kind": args.dataset, "root": str(args.data), "categories": args.categories, "images": len(items),
+            "with_masks": sum(i.has_mask for i in items)}
+    summary = train(backbone, items, args.out, config, val_items=val, resume=args.resume, progress=not args.quiet,
+                    command="zsad " + " ".join(shlex.quote(a) for a in sys.argv[1:]), data=data)
+    last = summary["log"][-1] if summary["log"] else {}
+    print(f"adapter written to {args.out} (epoch {last.get('epoch')}, loss {last.get('total_loss', float('nan')):.4f})")
+    return 0
+
+
+def add_adapters_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("adapters", help="manage learned adapters")
+    sub = p.add_subparsers(dest="adapters_command", required=True)
+    imp = sub.add_parser("import-anomalyclip", help="import an official AnomalyCLIP checkpoint (epoch_15.pth)")
+    imp.add_argument("file")
+    imp.add_argument("--out", required=True, help="adapter folder, e.g. adapters/anomalyclip-official-visa")
+    _backbone_args(imp)
+    show = sub.add_parser("show", help="print an adapter's card")
+    show.add_argument("adapter")
+    return p
+
+
+def run_adapters(args) -> int:
+    from zsad.learning.adapters import resolve_adapter_dir
+
+    if args.adapters_command == "import-anomalyclip":
+        from zsad.learning.official import import_official
+
+        out = import_official(args.file, _load_backbone(args), args.out,
+                              command="zsad " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+        print(f"imported {args.file} -> {out}")
+        return 0
+    if args.adapters_command == "show":
+        directory = resolve_adapter_dir(args.adapter)
+        card = directory / "card.json"
+        print(card.read_text() if card.is_file() else json.dumps({"adapter": str(directory)}))
+        return 0
+    raise ZsadError(f"unknown adapters command {args.adapters_command!r}")
