@@ -99,3 +99,15 @@ def make_openai_llm(server):
         return llm
 
     return build
+
+
+@pytest.fixture(scope="session")
+def toy():
+    """The toy vision-language model module (tests/reasoning/toy_vlm.py)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("zsad_test_toy_vlm", Path(__file__).with_name("toy_vlm.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
