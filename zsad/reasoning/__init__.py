@@ -12,6 +12,17 @@ One module per concern:
 
 Nothing here touches the network at import time; without an LLM every step has a rule-based fallback.
 """
+from zsad.reasoning.definition import (
+    ConceptTransform, Definition, DefinitionHead, definition_transform, parse_definition,
+)
+from zsad.reasoning.explainers import LLMExplainer, RegionPhraser, RuleExplainer
 from zsad.reasoning.llm import LLM, LLM_BACKENDS, LLMConfig, ReasoningError, make_llm, quote_data
+from zsad.reasoning.options import ReasoningSetup, add_reasoning_options, reasoning_from_args
+from zsad.reasoning.rules import Rules, RulesHead, describe_with_clip, describe_with_vlm, induce_rules
 
-__all__ = ["LLM", "LLM_BACKENDS", "LLMConfig", "ReasoningError", "make_llm", "quote_data"]
+__all__ = [
+    "ConceptTransform", "Definition", "DefinitionHead", "LLM", "LLMConfig", "LLMExplainer", "LLM_BACKENDS",
+    "ReasoningError", "ReasoningSetup", "RegionPhraser", "RuleExplainer", "Rules", "RulesHead",
+    "add_reasoning_options", "definition_transform", "describe_with_clip", "describe_with_vlm", "induce_rules",
+    "make_llm", "parse_definition", "quote_data", "reasoning_from_args",
+]

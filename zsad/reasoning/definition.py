@@ -236,8 +236,9 @@ class DefinitionHead(PromptSetHead):
     """The text head of a definition (a prompt-set head whose ``describe`` carries the parsed definition)."""
 
     def __init__(self, backbone, definition: Definition, base: PromptSet | str = "winclip",
-                 keep_generic_defects: bool = True):
-        super().__init__(backbone, definition_prompt_set(definition, base, keep_generic_defects))
+                 keep_generic_defects: bool = True, prompt_set: PromptSet | None = None):
+        """``prompt_set`` overrides the derived set (e.g. definition + rules prompts combined)."""
+        super().__init__(backbone, prompt_set or definition_prompt_set(definition, base, keep_generic_defects))
         self.definition = definition
 
     def describe(self) -> dict[str, Any]:

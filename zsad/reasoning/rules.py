@@ -124,8 +124,8 @@ class Rules(BaseModel):
 
 
 class RulesHead(PromptSetHead):
-    def __init__(self, backbone, rules: Rules, base: PromptSet | str = "winclip"):
-        super().__init__(backbone, rules.prompt_set(base))
+    def __init__(self, backbone, rules: Rules, base: PromptSet | str = "winclip", prompt_set: PromptSet | None = None):
+        super().__init__(backbone, prompt_set or rules.prompt_set(base))
         self.rules = rules
 
     def describe(self) -> dict[str, Any]:
@@ -222,6 +222,15 @@ def offline_rules(batch: Sequence[ImageDescription], object_name: str, vocabular
         anomaly.append(ProposedRule(rule=f"a {object_name} whose {what} differs from the normal rules is anomalous",
                                     phrase=phrase))
     return RuleBatch(normal=normal[:20], anomaly=anomaly[:20])
+
+
+def rules_from_definition(definition: Definition, object_name: str = "object",
+                          vocabulary: Vocabulary | None = None) -> Rules:
+    """Rules when only a definition is given: its phrases first, then the vocabulary's defects and deviations."""
+    batch = offline_rules([], clean_phrase(object_name) or "object", vocabulary or load_vocabulary(), definition)
+    normal, anomaly, _ = aggregate([batch], 1)
+    return Rules(object_name=clean_phrase(object_name) or "object", normal=normal, anomaly=anomaly,
+                 source="definition", batches=1, min_votes=1)
 
 
 def _key(phrase: str) -> str:
