@@ -1,0 +1,126 @@
+"""Rule and LLM explainers: citations of rule and region, region phrases by retrieval, fallback, no verdict change."""
+import json
+
+import numpy as np
+import pytest
+
+from zsad.explain import EXPLAINERS, top_regions
+from zsad.reasoning.explainers import LLMExplainer, RegionPhraser, RuleExplainer, deduction_schema
+from zsad.reasoning.rules import ImageDescription, induce_rules
+from zsad.results import AnomalyResult, EvidenceScore
+
+
+def result(anomalous: bool, name="img.png"):
+    grid = np.zeros((4, 4), dtype=np.float32)
+    if anomalous:
+        grid[1:3, 2:4] = 1.0  # the toy's scratch patches: rows 1-2, cols 2-3
+    r = AnomalyResult(name=name, score=0.9 if anomalous else 0.1, is_anomalous=anomalous, threshold=0.5,
+                      threshold_rule="fixed", grid_map=grid, original_size=(32, 32), pixel_threshold=0.5,
+                      evidence={"text": EvidenceScore(0.8 if anomalous else 0.2, 0.9, 0.1),
+                                "fewshot": EvidenceScore(0.7 if anomalous else 0.1, 0.8, 0.1)})
+    r.regions = tuple(top_regions(grid, 0.5, (32, 32)))
+    return r
+
+
+@pytest.fixture
+def rules():
+    d = ImageDescription(objects=["bottle"], colours=["red"], materials=["glass"], shapes=["round"])
+    return induce_rules([d, d, d], object_name="bottle")
+
+
+@pytest.fixture
+def phraser(toy):
+    vlm = toy.ToyVLM()
+    p = RegionPhraser(vlm, ["stain", "scratch", "hole", "dent"], object_name="bottle")
+    p.observe("img.png", vlm.features([toy.make_image(toy.RED, 12, scratch=True)]), 0)
+    return p
+
+
+def test_region_phrases_by_retrieval(phraser):
+    r = result(True)
+    assert phraser.region_phrases("img.png", r.regions[0], (32, 32), top_k=1) == ["scratch"]
+
+
+def test_rule_explainer_offline_cites_rule_and_region(rules, phraser):
+    explainer = EXPLAINERS["rules"](rules=rules, phraser=phraser)
+    r = result(True)
+    text = explainer.explain(r, list(r.regions))
+    assert r.is_anomalous and r.reasoning["verdict"] == "anomalous" and r.reasoning["source"] == "rules"
+    assert r.reasoning["rule"] == "a bottle with a scratch is anomalous"  # matched to the region's phrase
+    assert r.reasoning["region"] == "R1" and "region R1 (center right" in text and "'scratch'" in text
+    assert "breaks rule A" in text
+    n = result(False)
+    text = explainer.explain(n, list(n.regions))
+    assert n.reasoning["verdict"] == "normal" and n.reasoning["rule"] == rules.normal[0].rule
+    assert "consistent with rule N1" in text and "no region stands out" in text
+    json.dumps(r.to_record())  # results.json-ready
+
+
+def test_rule_explainer_without_rules_or_text_space():
+    r = result(True)
+    text = RuleExplainer().explain(r, list(r.regions))
+    assert "reaches the threshold" in text and r.reasoning["region"] == "R1"
+
+
+def llm_answer(**overrides):
+    return json.dumps({"verdict": "anomalous", "rule": "A2", "region": "R1",
+                       "explanation": "Rule A2 is broken by the scratch in region R1 (center right).", **overrides})
+
+
+def test_llm_explainer_happy_path(server, make_openai_llm, rules, phraser):
+    server.script = [("reply", llm_answer())]
+    explainer = EXPLAINERS["llm"](llm=make_openai_llm(), rules=rules, phraser=phraser)
+    r = result(True)
+    text = explainer.explain(r, list(r.regions))
+    assert r.reasoning["source"] == "llm" and r.reasoning["rule_id"] == "A2"
+    assert r.reasoning["rule"] == explainer.rule_ids()["A2"].rule and r.reasoning["region_detail"]["id"] == "R1"
+    assert "agrees with the numeric verdict anomalous" in text
+    evidence = server.requests[0]["messages"][1]["content"]
+    assert "<<<DATA rules" in evidence and "<<<DATA evidence" in evidence and '"scratch"' in evidence
+    schema = server.requests[0]["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["region"]["enum"] == ["R1", "none"]
+
+
+def test_llm_disagreeing_verdict_is_recorded_not_applied(server, make_openai_llm, rules):
+    server.script = [("reply", llm_answer(verdict="normal", rule="N1", region="none",
+                                          explanation="Looks like a reflection."))]
+    r = result(True)
+    text = LLMExplainer(make_openai_llm(), rules).explain(r, list(r.regions))
+    assert r.is_anomalous and r.verdict == "anomalous"  # numeric verdict untouched
+    assert r.reasoning["verdict"] == "normal" and r.reasoning["numeric_verdict"] == "anomalous"
+    assert "differs from the numeric verdict" in text
+
+
+def test_llm_invented_citation_is_rejected_then_fallback(server, make_openai_llm, rules):
+    server.script = [("reply", llm_answer(rule="A999")), ("reply", llm_answer(region="R7"))]
+    r = result(True)
+    text = LLMExplainer(make_openai_llm(), rules).explain(r, list(r.regions))
+    assert r.reasoning["source"] == "fallback" and "Deduction" in r.reasoning["error"]
+    assert "breaks rule A" in text and "LLM unavailable" in text
+    assert r.is_anomalous and r.score == 0.9
+
+
+def test_llm_unreachable_keeps_result(rules):
+    from zsad.reasoning.llm import LLMConfig, make_llm
+
+    llm = make_llm(LLMConfig(backend="openai", model="m", base_url="http://127.0.0.1:9/v1", timeout=0.5,
+                             max_retries=1, backoff=0.0))
+    r = result(True)
+    LLMExplainer(llm, rules).explain(r, list(r.regions))
+    assert r.reasoning["source"] == "fallback" and "APIConnectionError" in r.reasoning["error"]
+
+
+def test_one_call_per_image(server, make_openai_llm, rules):
+    server.default = lambda body: llm_answer()
+    explainer = LLMExplainer(make_openai_llm(), rules)
+    for _ in range(3):
+        r = result(True)
+        explainer.explain(r, list(r.regions))
+    assert len(server.requests) == 1
+
+
+def test_deduction_schema_restricts_ids():
+    schema = deduction_schema(["N1", "A1"], ["R1"])
+    assert schema.model_validate({"verdict": "normal", "rule": "N1", "region": "none", "explanation": "x"})
+    with pytest.raises(Exception):
+        schema.model_validate({"verdict": "normal", "rule": "N2", "region": "none", "explanation": "x"})
