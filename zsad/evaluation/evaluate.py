@@ -99,6 +99,9 @@ def evaluate(
                 table.add(category, metrics)
         tables[current] = table
 
+    if postprocess is None and getattr(detector, "backbone", None) is not None:  # results without their own
+        postprocess = {"input_size": int(detector.backbone.input_size),
+                       "sigma": float(getattr(getattr(detector, "config", None), "sigma", 4.0)), "align_corners": False}
     description = {
         "dataset": dataset,
         "root": str(root),
