@@ -89,7 +89,8 @@ def evaluate(
                 refs = lists.get(category, shots, current)
             results = _detect(detector, samples, refs, object_name or object_name_for(category), progress, current)
             if postprocess is None:
-                postprocess = next((jsonable(r.postprocess) for r in results if r.ok and r.postprocess), None)
+                postprocess = next((jsonable(r.postprocess) for r in results
+                                    if r.ok and getattr(r, "postprocess", None) is not None), None)
             category_records = [_record(category, current, s, r) for s, r in zip(samples, results)]
             records += category_records
             metrics, note = _category_metrics(samples, results, fpr_limit)

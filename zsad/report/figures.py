@@ -157,21 +157,27 @@ def heatmaps(run: EvaluationRun, seed: int, side: int = 160) -> bytes:
     for axes_row, category, picks in zip(axes, categories, per_row):
         for axis in axes_row:
             axis.axis("off")
-        for axis, (why, record) in zip(axes_row, picks):
+        shown = []
+        for why, record in picks:
             with Image.open(record.path) as image:
                 image = image.convert("RGB")
                 scale = side / max(image.size)
                 size = (max(1, round(image.size[0] * scale)), max(1, round(image.size[1] * scale)))
                 thumb = np.asarray(image.resize(size, Image.BILINEAR))
+            shown.append((why, record, size, thumb, run.anomaly_map(record, size)))
+        # one colour scale per category (row), so that the maps of one row compare
+        low = min((float(m.min()) for *_, m in shown), default=0.0)
+        high = max((float(m.max()) for *_, m in shown), default=1.0)
+        for axis, (why, record, size, thumb, anomaly_map) in zip(axes_row, shown):
             axis.imshow(thumb)
-            axis.imshow(run.anomaly_map(record, size), cmap="jet", alpha=0.45)
+            axis.imshow(anomaly_map, cmap="jet", alpha=0.45, vmin=low, vmax=high)
             if record.mask_path:
                 mask = load_sample_mask(record.mask_path, size)
                 if mask.any():
                     axis.contour(mask, levels=[0.5], colors="white", linewidths=0.8)
             verdict = {True: "anomalous", False: "normal", None: "-"}[record.is_anomalous]
             axis.set_title(f"{category}: {why}\nscore {record.score:.3g} -> {verdict}", fontsize=7)
-    fig.suptitle(title(run, "Heat maps (white: ground truth)"), fontsize=10)
+    fig.suptitle(title(run, "Heat maps, one colour scale per row (white: ground truth)"), fontsize=10)
     return _png(fig)
 
 
