@@ -22,14 +22,23 @@ def images():
     return [(rng.random((48, 48, 3)) * 255).astype(np.uint8) for _ in range(10)]
 
 
-def test_auto_plan_uses_what_the_inputs_allow(clip_detector):
+def test_auto_plan_uses_the_strongest_evidence_the_inputs_allow(clip_detector):
     assert clip_detector.plan_evidence(1, has_references=False) == ["text"]
-    assert clip_detector.plan_evidence(8, has_references=False) == ["text", "mutual"]
-    assert clip_detector.plan_evidence(2, has_references=True) == ["text", "fewshot"]
+    assert clip_detector.plan_evidence(8, has_references=False) == ["mutual"]
+    assert clip_detector.plan_evidence(2, has_references=True) == ["fewshot"]
+    assert clip_detector.plan_evidence(8, has_references=True) == ["fewshot"]
     dino = Detector("tiny-dinov2")
-    assert dino.plan_evidence(10, has_references=True) == ["fewshot", "mutual"]
+    assert dino.plan_evidence(10, has_references=False) == ["mutual"]
     with pytest.raises(ZsadError, match="no evidence available for 1 image"):
         dino.plan_evidence(1, has_references=False)
+
+
+def test_fuse_plans_every_evidence_the_inputs_allow():
+    fused = Detector("tiny-clip", fuse=True)
+    assert fused.plan_evidence(1, has_references=False) == ["text"]
+    assert fused.plan_evidence(8, has_references=False) == ["text", "mutual"]
+    assert fused.plan_evidence(2, has_references=True) == ["text", "fewshot"]
+    assert Detector("tiny-dinov2", fuse=True).plan_evidence(10, has_references=True) == ["fewshot", "mutual"]
 
 
 def test_explicit_methods_explain_what_is_missing():
@@ -43,7 +52,8 @@ def test_explicit_methods_explain_what_is_missing():
         Detector("tiny-clip", method="magic")
 
 
-def test_auto_fuses_all_evidence_and_says_which(clip_detector, images):
+def test_fuse_combines_all_evidence_and_says_which(images):
+    clip_detector = Detector("tiny-clip", object_name="pill", fuse=True)
     references = images[:3]
     results = clip_detector.detect(images[3:], references=references)
     assert all(list(r.evidence) == ["text", "fewshot"] for r in results)

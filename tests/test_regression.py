@@ -20,15 +20,17 @@ from zsad.detector import Detector
 
 STORED = Path(__file__).parent / "data" / "regression.pt"
 
-# (case name, backbone, method, with references)
+# (case name, backbone, method, with references, fuse)
 CASES = [
-    ("clip-text", "tiny-clip", "text", False),
-    ("clip-fewshot", "tiny-clip", "fewshot", True),
-    ("clip-mutual", "tiny-clip", "mutual", False),
-    ("clip-auto", "tiny-clip", "auto", True),
-    ("dino-fewshot", "tiny-dinov2", "fewshot", True),
-    ("dino-mutual", "tiny-dinov2", "mutual", False),
-    ("dino-auto", "tiny-dinov2", "auto", True),
+    ("clip-text", "tiny-clip", "text", False, False),
+    ("clip-fewshot", "tiny-clip", "fewshot", True, False),
+    ("clip-mutual", "tiny-clip", "mutual", False, False),
+    ("clip-auto", "tiny-clip", "auto", True, False),
+    ("clip-fused", "tiny-clip", "auto", True, True),
+    ("dino-fewshot", "tiny-dinov2", "fewshot", True, False),
+    ("dino-mutual", "tiny-dinov2", "mutual", False, False),
+    ("dino-auto", "tiny-dinov2", "auto", True, False),
+    ("dino-fused", "tiny-dinov2", "auto", True, True),
 ]
 
 
@@ -45,8 +47,8 @@ def grid_maps(results) -> np.ndarray:
     return np.stack([r.grid_map for r in results])
 
 
-def run_case(root: Path, backbone: str, method: str, with_references: bool) -> dict[str, np.ndarray]:
-    detector = Detector(backbone, object_name="pill", method=method)
+def run_case(root: Path, backbone: str, method: str, with_references: bool, fuse: bool) -> dict[str, np.ndarray]:
+    detector = Detector(backbone, object_name="pill", method=method, fuse=fuse)
     test = sorted((root / "test").rglob("*.png"))
     references = sorted((root / "train" / "good").glob("*.png")) if with_references else None
     results = detector.detect(test, references=references)

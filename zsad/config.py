@@ -13,6 +13,7 @@ from typing import Any
 from zsad.backbones import BackboneSpec
 from zsad.errors import ZsadError
 from zsad.scoring.mutual import MutualConfig
+from zsad.scoring.mutual.config import rscin_k_for
 from zsad.scoring.reference import ReferenceConfig
 from zsad.scoring.text import TextConfig
 from zsad.verdict import ThresholdRule
@@ -36,6 +37,13 @@ class DetectorConfig:
     sigma: float = 4.0
     threshold: ThresholdRule = field(default_factory=ThresholdRule)
     explainer: str = "factual"
+    # "auto" runs the single strongest evidence the inputs allow; fuse=True runs every one and fuses them.
+    fuse: bool = False
+    align_corners: bool = False  # upsampling of grid maps (MuSc's official code: True)
+    # Settings of scorers that live outside the typed sections above, by scorer name (e.g. "winclip",
+    # "anomalyclip"): each scorer builds its own config from its entry, so a new scorer needs no field here.
+    scorer_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    preset: str | None = None  # the preset these settings started from (recorded in results)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,6 +60,11 @@ OPTIONS: dict[str, tuple[str, Any]] = {
     "input_size": ("backbone.input_size", lambda v: None if v is None else int(v)),
     "layers": ("backbone.layers", _tuple),
     "vv_layers": ("backbone.vv_layers", int),
+    "dpam_layer": ("backbone.dpam_layer", int),
+    "windows": ("backbone.windows", _tuple),
+    "pos_interpolation": ("backbone.pos_interpolation", str),
+    "cls_ln_post": ("backbone.cls_ln_post", bool),
+    "quick_gelu": ("backbone.quick_gelu", bool),
     "method": ("method", str),
     "object_name": ("text.object_name", str),
     "prompts": ("text.prompts", str),
@@ -63,6 +76,7 @@ OPTIONS: dict[str, tuple[str, Any]] = {
     "mutual_max_refs": ("mutual.max_refs", lambda v: None if v is None else int(v)),
     "mutual_groups": ("mutual.groups", int),
     "rscin": ("mutual.rscin_k", lambda v: MutualConfig.rscin_k if v is True else None if v is False else _tuple(v)),
+    "rscin_dataset": ("mutual.rscin_k", lambda v: rscin_k_for(str(v))),
     "min_mutual_batch": ("min_mutual_batch", int),
     "batch_size": ("batch_size", int),
     "device": ("device", str),
@@ -70,6 +84,13 @@ OPTIONS: dict[str, tuple[str, Any]] = {
     "sigma": ("sigma", float),
     "threshold": ("threshold", lambda v: ThresholdRule("fixed", float(v))),
     "explainer": ("explainer", str),
+    "fuse": ("fuse", bool),
+    "align_corners": ("align_corners", bool),
+    # whole sections, as dicts of their fields (preset files use these)
+    "text": ("text", dict),
+    "reference": ("reference", dict),
+    "mutual": ("mutual", dict),
+    "scorer_options": ("scorer_options", dict),
 }
 
 
@@ -80,17 +101,48 @@ def _set(config, path: str, value):
     return replace(config, **{head: _set(getattr(config, head), rest, value)})
 
 
-def build_config(base: DetectorConfig | None = None, **options) -> DetectorConfig:
-    """A ``DetectorConfig`` from flat options (names in ``OPTIONS``); ``None`` values keep the base's field."""
+def _section(config, path: str, fields: dict):
+    """Set several fields of a section (lists become tuples); dict-valued fields are merged key by key."""
+    current = config
+    for part in path.split("."):
+        current = getattr(current, part)
+    if isinstance(current, dict):
+        return _set(config, path, {**current, **fields})
+    for key, value in fields.items():
+        if not hasattr(current, key):
+            raise ZsadError(f"unknown setting {path}.{key}; known: {', '.join(vars(current))}")
+        config = _set(config, f"{path}.{key}", tuple(value) if isinstance(value, list) else value)
+    return config
+
+
+def apply_options(config: DetectorConfig, options: dict[str, Any]) -> DetectorConfig:
+    """``config`` with flat options applied (names in ``OPTIONS``); ``None`` values keep the field."""
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise ZsadError(f"unknown detector option(s) {unknown}; known: {', '.join(OPTIONS)}")
-    config = base or DetectorConfig()
     for name, value in options.items():
         if value is None:
             continue
         path, convert = OPTIONS[name]
-        config = _set(config, path, convert(value))
+        try:
+            config = _section(config, path, value) if convert is dict else _set(config, path, convert(value))
+        except (TypeError, ValueError) as error:
+            raise ZsadError(f"option {name}={value!r}: {error}") from None
+    return config
+
+
+def build_config(base: DetectorConfig | None = None, preset: str | None = None, **options) -> DetectorConfig:
+    """A ``DetectorConfig``: the base (or defaults), then the preset's settings, then ``options`` on top.
+
+    An option given explicitly always wins over the preset (``--preset musc --input-size 336``).
+    """
+    config = base or DetectorConfig()
+    if preset is not None:
+        from zsad.presets import load_preset
+
+        chosen = load_preset(preset)
+        config = replace(apply_options(config, chosen.options), preset=chosen.name)
+    config = apply_options(config, options)
     validate(config)
     return config
 

@@ -144,7 +144,8 @@ class Detector:
     # -- planning -------------------------------------------------------------------------------------------------
 
     def plan(self, run: ScoringRun) -> list[type[Scorer]]:
-        """The scorer named by ``method``, or for "auto" every automatic scorer the inputs allow."""
+        """The scorer named by ``method``; for "auto" the strongest one the inputs allow, or with ``fuse`` every
+        automatic scorer the inputs allow."""
         if self.config.method != "auto":
             cls = scorer_class(self.config.method)
             why = cls.unavailable(self, run)
@@ -157,7 +158,11 @@ class Detector:
             reasons = "; ".join(cls.unavailable(self, run) for cls in candidates)
             raise ZsadError(f"no evidence available for {run.n_images} image(s) with backbone {self.backbone.name}: "
                             f"{reasons}")
-        return chosen
+        if self.config.fuse:
+            return chosen
+        # The strongest single published method the inputs allow (references -> few-shot, a batch -> MuSc, else
+        # text); fusion is opt-in because its benefit with real weights is not measured.
+        return [max(chosen, key=lambda cls: cls.strength)]
 
     def plan_evidence(self, n_images: int, has_references: bool) -> list[str]:
         """Names of the scorers a run of ``n_images`` would use."""

@@ -257,7 +257,7 @@ def test_manifest_csv_and_file_errors(tmp_path: Path) -> None:
 
 
 def test_load_samples_dispatches_every_kind(mvtec_root: Path, tmp_path: Path) -> None:
-    assert set(DATASET_KINDS) == {"mvtec", "visa", "folder", "manifest"}
+    assert set(DATASET_KINDS) == {"mvtec", "mpdd", "mvtec_loco", "btad", "visa", "realiad", "hf", "folder", "manifest"}
     assert load_samples("mvtec", mvtec_root, ["screw"]) == mvtec_samples(mvtec_root, ["screw"])
     _write_csv(tmp_path / "visa" / "split_csv" / "1cls.csv", VISA_HEADER, VISA_ROWS)
     assert load_samples("visa", tmp_path / "visa", split="train") == visa_samples(tmp_path / "visa", split="train")
@@ -268,7 +268,7 @@ def test_load_samples_dispatches_every_kind(mvtec_root: Path, tmp_path: Path) ->
     assert list(load_samples("manifest", manifest, categories=["y"])) == ["y"]
     with pytest.raises(DatasetError, match="'z' not found; available: x, y"):
         load_samples("manifest", manifest, categories=["z"])
-    with pytest.raises(DatasetError, match="unknown dataset kind 'coco'; use one of mvtec, visa, folder, manifest"):
+    with pytest.raises(DatasetError, match="unknown dataset kind 'coco'; use one of mvtec, mpdd, mvtec_loco, btad, visa, realiad, hf, folder, manifest"):
         load_samples("coco", mvtec_root)
 
 
@@ -308,3 +308,175 @@ def test_shared_real_data_matches_its_manifests(dataset: str) -> None:
             }
             assert found == expected, (dataset, category, split)
             assert len(found) == len(samples)
+
+
+# ------------------------------------------------------------------------------------------------ more layouts
+
+
+def _png(path: Path, array) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(path)
+    return path
+
+
+def test_mpdd_is_the_mvtec_layout(mvtec_root: Path) -> None:
+    assert load_samples("mpdd", mvtec_root) == mvtec_samples(mvtec_root)
+
+
+def test_mvtec_loco_mask_folders_and_validation_split(tmp_path: Path) -> None:
+    import numpy as np
+
+    from zsad.data.datasets import load_sample_mask, loco_samples
+
+    root = tmp_path / "loco"
+    for relative in ["juice_bottle/train/good/000.png", "juice_bottle/validation/good/000.png",
+                     "juice_bottle/test/good/000.png", "juice_bottle/test/logical_anomalies/000.png",
+                     "juice_bottle/test/structural_anomalies/000.png"]:
+        _touch(root / relative)
+    first = np.zeros((4, 6), np.uint8)
+    first[0, 0] = 255
+    second = np.zeros((4, 6), np.uint8)
+    second[3, 5] = 237  # LOCO gives each region its own grey value (its saturation threshold)
+    _png(root / "juice_bottle/ground_truth/logical_anomalies/000/000.png", first)
+    _png(root / "juice_bottle/ground_truth/logical_anomalies/000/001.png", second)
+    _png(root / "juice_bottle/ground_truth/structural_anomalies/000/000.png", first)
+    samples = _by_path(loco_samples(root)["juice_bottle"])
+    logical = samples[root / "juice_bottle/test/logical_anomalies/000.png"]
+    assert (logical.label, logical.defect) == (1, "logical_anomalies")
+    assert logical.mask_path == root / "juice_bottle/ground_truth/logical_anomalies/000"
+    assert samples[root / "juice_bottle/test/good/000.png"].mask_path is None
+    mask = load_sample_mask(logical.mask_path, (6, 4))
+    assert mask.sum() == 2 and mask[0, 0] and mask[3, 5]
+    assert load_sample_mask(None, (6, 4)).sum() == 0
+    validation = load_samples("mvtec_loco", root, split="validation")["juice_bottle"]
+    assert [s.path for s in validation] == [root / "juice_bottle/validation/good/000.png"]
+
+
+def test_btad_numbered_categories_ok_ko_and_mask_suffixes(tmp_path: Path) -> None:
+    from zsad.data.datasets import btad_samples
+
+    root = tmp_path / "btad"
+    for relative in ["01/train/ok/0000.bmp", "01/test/ok/0000.bmp", "01/test/ko/0001.bmp",
+                     "01/ground_truth/ko/0001.png",
+                     "02/train/ok/0000.png", "02/test/ok/0000.png", "02/test/ko/0002.png",
+                     "02/ground_truth/ko/0002.png",
+                     "03/train/ok/0000.bmp", "03/test/ok/0000.bmp", "03/test/ko/0003.bmp",
+                     "03/ground_truth/ko/0003.bmp"]:
+        _touch(root / relative)
+    result = btad_samples(root)
+    assert list(result) == ["01", "02", "03"]
+    for category, stem, mask_suffix in [("01", "0001", ".png"), ("02", "0002", ".png"), ("03", "0003", ".bmp")]:
+        samples = result[category]
+        assert [s.label for s in samples] == [1, 0]
+        assert samples[0].defect == "ko" and samples[1].defect is None
+        assert samples[0].mask_path == root / category / "ground_truth/ko" / f"{stem}{mask_suffix}"
+    train = load_samples("btad", root, split="train")
+    assert [s.path.name for s in train["03"]] == ["0000.bmp"] and train["03"][0].label == 0
+
+
+def _realiad_root(tmp_path: Path) -> Path:
+    root = tmp_path / "Real-IAD"
+    images = root / "realiad_1024" / "audiojack"
+    for relative in ["OK/S0001/audiojack_0001_OK_C1_20231021.jpg", "OK/S0002/audiojack_0002_OK_C1_20231021.jpg",
+                     "NG/BX/S0003/audiojack_0003_NG_BX_C1_20231021.jpg",
+                     "NG/BX/S0003/audiojack_0003_NG_BX_C1_20231021.png"]:
+        _touch(images / relative)
+    split = {
+        "meta": {"prefix": "", "normal_class": "OK", "pre_transform": None},
+        "train": [{"category": "audiojack", "anomaly_class": "OK", "mask_path": None,
+                   "image_path": "OK/S0001/audiojack_0001_OK_C1_20231021.jpg"}],
+        "test": [
+            {"category": "audiojack", "anomaly_class": "BX",
+             "image_path": "NG/BX/S0003/audiojack_0003_NG_BX_C1_20231021.jpg",
+             "mask_path": "NG/BX/S0003/audiojack_0003_NG_BX_C1_20231021.png"},
+            {"category": "audiojack", "anomaly_class": "OK", "mask_path": None,
+             "image_path": "OK/S0002/audiojack_0002_OK_C1_20231021.jpg"},
+        ],
+    }
+    jsons = root / "realiad_jsons" / "realiad_jsons"
+    jsons.mkdir(parents=True)
+    (jsons / "audiojack.json").write_text(json.dumps(split))
+    return root
+
+
+def test_realiad_json_split_files(tmp_path: Path) -> None:
+    from zsad.data.datasets import realiad_samples
+
+    root = _realiad_root(tmp_path)
+    images = root / "realiad_1024" / "audiojack"
+    test = realiad_samples(root)["audiojack"]
+    assert [(s.path, s.label, s.defect, s.mask_path) for s in test] == [
+        (images / "NG/BX/S0003/audiojack_0003_NG_BX_C1_20231021.jpg", 1, "BX",
+         images / "NG/BX/S0003/audiojack_0003_NG_BX_C1_20231021.png"),
+        (images / "OK/S0002/audiojack_0002_OK_C1_20231021.jpg", 0, None, None),
+    ]
+    assert all(s.path.is_file() for s in test)
+    train = load_samples("realiad", root, split="train")["audiojack"]
+    assert [s.label for s in train] == [0]
+    with pytest.raises(DatasetError, match="json_dir"):
+        realiad_samples(tmp_path / "Real-IAD" / "realiad_1024")
+
+
+def _hf_rows(tmp_path: Path):
+    import numpy as np
+
+    image = np.full((8, 8, 3), 120, np.uint8)
+    mask = np.zeros((8, 8), np.uint8)
+    mask[2:4, 2:4] = 255
+    good = _png(tmp_path / "src" / "good.png", image)
+    bad = _png(tmp_path / "src" / "bad.png", image // 2)
+    bad_mask = _png(tmp_path / "src" / "bad_mask.png", mask)
+    return {"image": [str(good), str(bad), str(good)], "mask": [None, str(bad_mask), None],
+            "label": [0, 1, 0], "category": ["cap", "cap", "nut"], "defect": ["", "scratch", ""]}
+
+
+@pytest.mark.parametrize("form", ["save_to_disk", "parquet"])
+def test_hf_datasets_formats(tmp_path: Path, form: str) -> None:
+    import datasets as hf
+    import numpy as np
+    from PIL import Image
+
+    from zsad.data.datasets import hf_samples
+
+    rows = _hf_rows(tmp_path)
+    features = hf.Features({"image": hf.Image(), "mask": hf.Image(), "label": hf.ClassLabel(names=["good", "defect"]),
+                            "category": hf.Value("string"), "defect": hf.Value("string")})
+    data = hf.DatasetDict({"test": hf.Dataset.from_dict(rows, features=features)})
+    data = hf.DatasetDict({"test": data["test"].cast_column("image", hf.Image()).map(lambda r: r)})  # embed bytes
+    if form == "save_to_disk":
+        source = tmp_path / "saved"
+        data.save_to_disk(str(source))
+    else:
+        source = tmp_path / "parquet" / "test-00000.parquet"
+        source.parent.mkdir()
+        data["test"].to_parquet(str(source))
+    cache = tmp_path / "cache"
+    result = hf_samples(source, cache_dir=cache)
+    assert list(result) == ["cap", "nut"]
+    cap = sorted(result["cap"], key=lambda s: s.label)  # sorted by path, which depends on how bytes were stored
+    assert [s.label for s in cap] == [0, 1]
+    anomalous = cap[1]
+    assert anomalous.defect == "scratch" and anomalous.mask_path is not None and anomalous.mask_path.is_file()
+    assert np.array_equal(np.asarray(Image.open(anomalous.path)), np.asarray(Image.open(rows["image"][1])))
+    assert np.asarray(Image.open(anomalous.mask_path)).astype(bool).sum() == 4
+    assert cap[0].mask_path is None
+    assert list(load_samples("hf", source, categories=["nut"], cache_dir=cache)) == ["nut"]
+
+
+def test_hf_paths_on_disk_are_used_in_place_and_split_column(tmp_path: Path) -> None:
+    import datasets as hf
+
+    from zsad.data.datasets import hf_samples
+
+    rows = _hf_rows(tmp_path)
+    rows["split"] = ["train", "test", "test"]
+    source = tmp_path / "plain"
+    hf.Dataset.from_dict(rows).save_to_disk(str(source))
+    result = hf_samples(source, cache_dir=tmp_path / "cache")
+    assert [s.path for s in result["cap"]] == [Path(rows["image"][1])]
+    assert [s.path for s in hf_samples(source, split="train", cache_dir=tmp_path / "cache")["cap"]] == [
+        Path(rows["image"][0])]
+    assert not (tmp_path / "cache").exists()

@@ -44,6 +44,9 @@ class BackboneSpec:
     dpam_layer: int | None = None  # the same in AnomalyCLIP's convention: DPAM_layer N = V-V in the last N-1 blocks
     pos_interpolation: str = "bicubic"  # position-embedding resize: "bicubic" (open_clip) or "bilinear" (AnomalyCLIP)
     cls_ln_post: bool = True  # False: AnomalyCLIP's image feature, CLS @ proj without ln_post
+    # open_clip activation: None = what the weights were trained with (QuickGELU for OpenAI weights); False =
+    # exact GELU, what MuSc's official code ends up running at 518 px (its factory rebuilds the model without it).
+    quick_gelu: bool | None = None
 
 
 def _is_dinov2(name: str) -> bool:
@@ -85,7 +88,8 @@ def _clip(spec: BackboneSpec) -> nn.Module:
 
         tags = open_clip.list_pretrained_tags_by_model(spec.name.replace("/", "-"))
         pretrained = tags[0] if tags else None
-    model, tokenizer = load_open_clip(spec.name, None if pretrained == "random" else pretrained)
+    model, tokenizer = load_open_clip(spec.name, None if pretrained == "random" else pretrained,
+                                      quick_gelu=spec.quick_gelu)
     return CLIPBackbone(
         model, tokenizer, spec.name, spec.input_size or default_size, spec.layers, spec.vv_layers, **_clip_options(spec)
     )

@@ -316,8 +316,11 @@ def _cached_checkpoint(pretrained_cfg: dict) -> str | None:
     return None
 
 
-def load_open_clip(name: str, pretrained: str | None, cache_dir: str | None = None):
-    """Model + tokenizer by open_clip name and pretrained tag, local checkpoint file, or hf-hub:/local-dir: name."""
+def load_open_clip(name: str, pretrained: str | None, cache_dir: str | None = None, quick_gelu: bool | None = None):
+    """Model + tokenizer by open_clip name and pretrained tag, local checkpoint file, or hf-hub:/local-dir: name.
+
+    quick_gelu: None uses the activation the pretrained tag was trained with; True/False force it (on every path).
+    """
     import open_clip
 
     model_name = name.replace("/", "-") if not name.startswith(("hf-hub:", "local-dir:")) else name
@@ -346,7 +349,8 @@ def load_open_clip(name: str, pretrained: str | None, cache_dir: str | None = No
             cached = _cached_checkpoint(tag_cfg)
             if cached:
                 model = open_clip.create_model(
-                    model_name, pretrained=cached, force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)),
+                    model_name, pretrained=cached,
+                    force_quick_gelu=bool(tag_cfg.get("quick_gelu", False)) if quick_gelu is None else quick_gelu,
                     cache_dir=cache_dir,
                 )
                 mean, std = tag_cfg.get("mean"), tag_cfg.get("std")
@@ -358,7 +362,11 @@ def load_open_clip(name: str, pretrained: str | None, cache_dir: str | None = No
             if not hub_reachable():
                 raise unavailable(f"{model_name}/{pretrained}", f"the hub cache {hub_cache_dir()}", fix)
     try:
-        model = open_clip.create_model(model_name, pretrained=pretrained or None, cache_dir=cache_dir)
+        tag_cfg = open_clip.get_pretrained_cfg(model_name, pretrained) if pretrained and not os.path.isfile(
+            pretrained) and not name.startswith(("hf-hub:", "local-dir:")) else {}
+        force = bool(tag_cfg.get("quick_gelu", False)) if quick_gelu is None else quick_gelu
+        model = open_clip.create_model(model_name, pretrained=pretrained or None, cache_dir=cache_dir,
+                                       force_quick_gelu=force)
     except (RuntimeError, FileNotFoundError, ValueError, OSError) as error:
         raise ZsadError(f"cannot load {name} (pretrained={pretrained}): {error}. {fix}") from None
     return model, open_clip.get_tokenizer(model_name)

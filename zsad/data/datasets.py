@@ -42,23 +42,32 @@ class Sample:
 
 SampleSets = dict[str, list[Sample]]
 
-_SPLITS = ("train", "test")
+_SPLITS = ("train", "test", "validation")  # "validation": MVTec LOCO's validation/good
 _GOOD = "good"
+_MVTEC_GOOD = ("good",)
+_BTAD_GOOD = ("ok", "good")
 
 
 # --------------------------------------------------------------------------------------------------- MVTec AD
 
 
-def mvtec_samples(root: PathLike, categories: Iterable[str] | None = None, split: str = "test") -> SampleSets:
+def mvtec_samples(
+    root: PathLike, categories: Iterable[str] | None = None, split: str = "test",
+    good_names: Sequence[str] = _MVTEC_GOOD,
+) -> SampleSets:
     """Read the MVTec AD layout ``<root>/<category>/{train/good, test/<defect|good>, ground_truth/<defect>}``.
 
-    Masks are looked up as ``ground_truth/<defect>/<stem>_mask.png`` (MVTec AD) and then
-    ``ground_truth/<defect>/<stem>.png``. The original MVTec 3D-AD layout, where each defect folder holds
-    ``rgb/`` and ``gt/`` sub-folders, is read as well (RGB images only); RGB-only copies flattened to the MVTec AD
-    layout need nothing special. ``split="train"`` gives ``train/good``.
+    Masks are looked up in ``ground_truth/<defect>/`` as ``<stem>_mask.png``, ``<stem>.png``, ``<stem>.bmp``,
+    ``<stem>_mask.bmp``, and as a folder ``<stem>/`` of several mask files whose union is the mask (MVTec LOCO);
+    so MPDD (the MVTec AD layout), MVTec LOCO and BTAD read with this function (see ``loco_samples`` and
+    ``btad_samples``). The original MVTec 3D-AD layout, where each defect folder holds ``rgb/`` and ``gt/``
+    sub-folders, is read as well (RGB images only); RGB-only copies flattened to the MVTec AD layout need nothing
+    special. ``split="train"`` gives the good training images; ``good_names`` are the folder names of normal
+    images (``good``; BTAD uses ``ok``), compared case-insensitively.
     """
     root = _existing_root(root, "MVTec-style dataset")
     _check_split(split)
+    good = {name.lower() for name in good_names}
     available = sorted(
         p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and _looks_like_mvtec(p)
     )
@@ -78,22 +87,41 @@ def mvtec_samples(root: PathLike, categories: Iterable[str] | None = None, split
             raise DatasetError(f"{split_dir}: category {category!r} has no {split} split; pick another split")
         samples = []
         for defect_dir in sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            if split == "train" and defect_dir.name != _GOOD:
+            if split != "test" and defect_dir.name.lower() not in good:
                 continue
-            samples.extend(_mvtec_defect_samples(folder, defect_dir, category))
+            samples.extend(_mvtec_defect_samples(folder, defect_dir, category, good))
         if not samples:
             raise DatasetError(f"{split_dir}: no images in its sub-folders; expected {split}/good/*.png")
         result[category] = sorted(samples, key=lambda s: s.path)
     return result
 
 
+def loco_samples(root: PathLike, categories: Iterable[str] | None = None, split: str = "test") -> SampleSets:
+    """MVTec LOCO AD: ``<cat>/{train,validation}/good``, ``<cat>/test/{good,logical_anomalies,
+    structural_anomalies}/<id>.png`` and ``<cat>/ground_truth/<defect>/<id>/000.png, 001.png, ...``: one folder of
+    masks per image, one file per annotated region; ``mask_path`` is that folder and ``load_sample_mask`` reads
+    the union. ``defect`` is ``logical_anomalies`` or ``structural_anomalies``, so results can be split by kind.
+    """
+    return mvtec_samples(root, categories, split)
+
+
+def btad_samples(root: PathLike, categories: Iterable[str] | None = None, split: str = "test") -> SampleSets:
+    """BTAD (beanTech): numbered categories ``01``, ``02``, ``03``, each ``train/ok``, ``test/{ok,ko}`` and
+    ``ground_truth/ko``; images are .bmp (01, 03) or .png (02), masks .png (01, 02) or .bmp (03), named like the
+    image. ``ok`` is the normal folder, every other test folder anomalous (defect ``ko``)."""
+    return mvtec_samples(root, categories, split, good_names=_BTAD_GOOD)
+
+
 def _looks_like_mvtec(folder: Path) -> bool:
     return (folder / "test").is_dir() or (folder / "train").is_dir()
 
 
-def _mvtec_defect_samples(category_dir: Path, defect_dir: Path, category: str) -> list[Sample]:
+_MASK_NAMES = ("{stem}_mask.png", "{stem}.png", "{stem}.bmp", "{stem}_mask.bmp", "{stem}.tiff", "{stem}.tif")
+
+
+def _mvtec_defect_samples(category_dir: Path, defect_dir: Path, category: str, good: set[str]) -> list[Sample]:
     defect = defect_dir.name
-    is_good = defect == _GOOD
+    is_good = defect.lower() in good
     rgb_dir = defect_dir / "rgb"
     three_d = rgb_dir.is_dir()  # MVTec 3D-AD: <defect>/rgb/*.png with masks in <defect>/gt/*.png
     images = _image_files(rgb_dir if three_d else defect_dir)
@@ -105,13 +133,36 @@ def _mvtec_defect_samples(category_dir: Path, defect_dir: Path, category: str) -
                 candidates = [defect_dir / "gt" / f"{image.stem}.png"]
             else:
                 gt = category_dir / "ground_truth" / defect
-                candidates = [gt / f"{image.stem}_mask.png", gt / f"{image.stem}.png"]
-            mask = next((c for c in candidates if c.is_file()), None)
+                candidates = [gt / name.format(stem=image.stem) for name in _MASK_NAMES]
+                folder = gt / image.stem  # MVTec LOCO: one folder of region masks per image
+                if folder.is_dir() and _image_files(folder):
+                    candidates.insert(0, folder)
+            mask = next((c for c in candidates if c.is_file() or c.is_dir()), None)
         samples.append(
             Sample(path=image, label=0 if is_good else 1, mask_path=mask, category=category,
                    defect=None if is_good else defect)
         )
     return samples
+
+
+def load_sample_mask(mask_path: PathLike | None, size: tuple[int, int]):
+    """The ground-truth mask of a sample as bool (height, width) for an image of ``size`` = (width, height).
+
+    A folder (MVTec LOCO) is the union of the masks it holds; a file or None is ``load_mask``'s.
+    """
+    import numpy as np
+
+    from zsad.data.images import load_mask
+
+    if mask_path is not None and Path(mask_path).is_dir():
+        files = _image_files(Path(mask_path))
+        if not files:
+            raise DatasetError(f"{mask_path}: mask folder holds no mask image")
+        mask = np.zeros((size[1], size[0]), dtype=bool)
+        for file in files:
+            mask |= load_mask(file, size)
+        return mask
+    return load_mask(mask_path, size)
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -173,6 +224,199 @@ def visa_samples(
             raise DatasetError(f"{csv_path}: category {category!r} has no {split} rows; pick another split")
         result[category] = sorted(samples, key=lambda s: s.path)
     return result
+
+
+# --------------------------------------------------------------------------------------------------- Real-IAD
+
+_REALIAD_JSON_DIRS = ("realiad_jsons/realiad_jsons", "realiad_jsons", "realiad_jsons_sv")
+_REALIAD_IMAGE_DIRS = ("realiad_1024", "realiad_512", "realiad_256", "realiad_raw", ".")
+
+
+def realiad_samples(
+    root: PathLike,
+    categories: Iterable[str] | None = None,
+    split: str = "test",
+    json_dir: PathLike | None = None,
+    image_root: PathLike | None = None,
+) -> SampleSets:
+    """Real-IAD through its JSON split files, one per category: ``<json_dir>/<category>.json`` =
+    ``{"meta": {"prefix": "", "normal_class": "OK", ...}, "train": [...], "test": [...]}``, each entry
+    ``{"category", "anomaly_class", "image_path", "mask_path"}`` with paths relative to
+    ``<image_root>/<category>/`` (``OK/S0001/..._C1_....jpg``, ``NG/<defect>/S0002/...``).
+
+    ``json_dir`` defaults to the first of ``realiad_jsons/realiad_jsons``, ``realiad_jsons``, ``realiad_jsons_sv``
+    under ``root`` that holds .json files (pass ``realiad_jsons_sv`` or a ``fuiad`` folder to pick another
+    protocol); ``image_root`` to the first of ``realiad_1024``, ``realiad_512``, ``realiad_256``, ``realiad_raw``
+    or ``root`` itself. An entry whose ``anomaly_class`` equals ``meta.normal_class`` is normal; any other is
+    anomalous with that class as ``defect``. A path that already starts with the category is resolved against
+    ``image_root`` instead.
+    """
+    root = _existing_root(root, "Real-IAD dataset")
+    _check_split(split)
+    jsons = Path(json_dir) if json_dir is not None else next(
+        (root / d for d in _REALIAD_JSON_DIRS if (root / d).is_dir() and any((root / d).glob("*.json"))), None)
+    if jsons is None or not jsons.is_dir():
+        raise DatasetError(
+            f"{root}: no Real-IAD JSON split folder ({', '.join(_REALIAD_JSON_DIRS)}); pass json_dir= "
+            "(the folder of <category>.json files from realiad_jsons.zip)"
+        )
+    images = Path(image_root) if image_root is not None else next(
+        root / d for d in _REALIAD_IMAGE_DIRS if (root / d).is_dir())
+    available = sorted(p.stem for p in jsons.glob("*.json") if not p.name.startswith("."))
+    if not available:
+        raise DatasetError(f"{jsons}: no <category>.json split files")
+    result: SampleSets = {}
+    for category in _select(available, categories, jsons):
+        path = jsons / f"{category}.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DatasetError(f"{path}: not valid JSON ({exc}); expected a Real-IAD split file") from None
+        if not isinstance(data, dict) or split not in data:
+            raise DatasetError(f"{path}: no {split!r} list; expected Real-IAD's {{'meta', 'train', 'test'}}")
+        meta = data.get("meta") or {}
+        normal = str(meta.get("normal_class", "OK"))
+        prefix = str(meta.get("prefix") or "")
+        samples = []
+        for number, entry in enumerate(data[split]):
+            where = f"{path}: {split}[{number}]"
+            if not isinstance(entry, dict) or not _text(entry.get("image_path")):
+                raise DatasetError(f"{where} has no image_path")
+            anomaly = _text(entry.get("anomaly_class")) or normal
+            label = 0 if anomaly == normal else 1
+            mask = _text(entry.get("mask_path"))
+            samples.append(Sample(
+                path=_realiad_path(images, category, prefix, _text(entry["image_path"])),
+                label=label,
+                mask_path=_realiad_path(images, category, prefix, mask) if mask and label else None,
+                category=category,
+                defect=anomaly if label else None,
+            ))
+        if not samples:
+            raise DatasetError(f"{path}: the {split} list is empty; pick another split")
+        result[category] = sorted(samples, key=lambda s: s.path)
+    return result
+
+
+def _realiad_path(images: Path, category: str, prefix: str, relative: str) -> Path:
+    relative = f"{prefix.rstrip('/')}/{relative}" if prefix else relative
+    first = Path(relative).parts[0] if Path(relative).parts else ""
+    return images / relative if first == category else images / category / relative
+
+
+# --------------------------------------------------------------------------------------------------- datasets library
+
+_HF_IMAGE_COLUMNS = ("image", "img", "image_path", "path")
+_HF_MASK_COLUMNS = ("mask", "gt", "ground_truth", "mask_path")
+_HF_CATEGORY_COLUMNS = ("category", "object", "class_name", "cls_name")
+
+
+def hf_samples(
+    source: PathLike,
+    categories: Iterable[str] | None = None,
+    split: str = "test",
+    cache_dir: PathLike | None = None,
+) -> SampleSets:
+    """A data set in the Hugging Face ``datasets`` formats: a folder written by ``save_to_disk``, a parquet file or
+    a folder of parquet files, or a hub id already in the local cache (read offline).
+
+    Columns: an image (``image``; an ``Image`` feature or a path), optional ``mask`` (image or path; an absent or
+    empty mask is "no annotation"), ``label`` (0/1, the words ``manifest_samples`` accepts, or a ``ClassLabel``
+    with such names), optional ``category`` (else ``"images"``) and ``defect``. The split is the ``DatasetDict``
+    split of that name, or the rows whose ``split`` column equals it, or every row when there is neither.
+
+    Pixels are never decoded here: images and masks that live in a file on disk are used by their path; embedded
+    bytes are written once to ``cache_dir`` (default ``~/.cache/zsad/datasets/<fingerprint>``) so every sample has
+    a path like every other layout, and so reports can show them.
+    """
+    try:
+        import datasets as hf
+    except ImportError:  # pragma: no cover - datasets is a dependency of the eval extra
+        raise DatasetError("reading Hugging Face data sets needs the 'datasets' package: pip install datasets") from None
+    _check_split(split)
+    data = _hf_open(hf, Path(source) if Path(source).exists() else source, split)
+    columns = set(data.column_names)
+    image_col = next((c for c in _HF_IMAGE_COLUMNS if c in columns), None)
+    if image_col is None:
+        raise DatasetError(f"{source}: no image column ({', '.join(_HF_IMAGE_COLUMNS)}); columns: {sorted(columns)}")
+    if "split" in columns:
+        data = data.filter(lambda row: row == split, input_columns="split")
+    mask_col = next((c for c in _HF_MASK_COLUMNS if c in columns), None)
+    category_col = next((c for c in _HF_CATEGORY_COLUMNS if c in columns), None)
+    features = data.features
+    for col in (image_col, mask_col):
+        if col is not None and isinstance(features[col], hf.Image):
+            data = data.cast_column(col, hf.Image(decode=False))
+    label_names = features["label"].names if "label" in columns and isinstance(features["label"], hf.ClassLabel) else None
+    cache = Path(cache_dir) if cache_dir is not None else (
+        Path.home() / ".cache" / "zsad" / "datasets" / data._fingerprint)
+    where = str(source)
+    result: SampleSets = {}
+    for index, row in enumerate(data):
+        category = _text(row.get(category_col)) if category_col else ""
+        category = category or "images"
+        raw_label = row.get("label")
+        if label_names is not None and isinstance(raw_label, int) and raw_label >= 0:
+            raw_label = label_names[raw_label]
+        label = _parse_label(raw_label, f"{where}: row {index}")
+        stem = f"{split}_{index:06d}"
+        image = _hf_file(row[image_col], cache / category / stem, f"{where}: row {index} {image_col}")
+        if image is None:
+            raise DatasetError(f"{where}: row {index} has no image")
+        mask = _hf_file(row[mask_col], cache / category / f"{stem}_mask", f"{where}: row {index} {mask_col}") \
+            if mask_col and label == 1 else None
+        defect = _text(row.get("defect")) or ("anomaly" if label == 1 else None)
+        result.setdefault(category, []).append(
+            Sample(path=image, label=label, mask_path=mask, category=category, defect=defect if label else None))
+    if not result:
+        raise DatasetError(f"{where}: no rows in split {split!r}")
+    return _filter({c: sorted(v, key=lambda s: s.path) for c, v in sorted(result.items())}, categories, where)
+
+
+def _hf_open(hf, source, split: str):
+    """Dataset of one split from a save_to_disk folder, parquet file(s), or the offline hub cache."""
+    if isinstance(source, Path):
+        if source.is_dir() and ((source / "dataset_dict.json").is_file() or (source / "dataset_info.json").is_file()
+                                or (source / "state.json").is_file()):
+            data = hf.load_from_disk(str(source))
+        elif source.suffix == ".parquet" or (source.is_dir() and any(source.rglob("*.parquet"))):
+            files = [str(source)] if source.is_file() else sorted(map(str, source.rglob("*.parquet")))
+            split_files = [f for f in files if Path(f).name.startswith(f"{split}-") or Path(f).parent.name == split]
+            data = hf.load_dataset("parquet", data_files={split: split_files or files})
+        else:
+            raise DatasetError(f"{source}: not a save_to_disk folder or parquet file(s) of a Hugging Face data set")
+    else:
+        try:
+            data = hf.load_dataset(str(source))
+        except Exception as exc:  # noqa: BLE001 - the hub raises many types; all mean "not available here"
+            raise DatasetError(f"{source}: cannot load the data set ({type(exc).__name__}: {exc}); pass a local "
+                               "save_to_disk folder or parquet file, or set HF_HOME to a cache that holds it") from None
+    if isinstance(data, hf.DatasetDict):
+        if split in data:
+            return data[split]
+        if len(data) == 1:
+            return next(iter(data.values()))
+        raise DatasetError(f"{source}: no {split!r} split; splits: {', '.join(data)}")
+    return data
+
+
+def _hf_file(value, target: Path, where: str) -> Path | None:
+    """A path for an image cell: its own file when on disk, else its bytes written once to ``target``.<ext>."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return Path(value) if value.strip() else None
+    if isinstance(value, dict):
+        path, data = value.get("path"), value.get("bytes")
+        if data is None:
+            return Path(path) if path else None
+        suffix = Path(path).suffix.lower() if path and Path(path).suffix.lower() in IMAGE_SUFFIXES else ".png"
+        out = target.with_suffix(suffix)
+        if not out.is_file() or out.stat().st_size != len(data):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(data)
+        return out
+    raise DatasetError(f"{where}: unsupported value of type {type(value).__name__}; expected an Image or a path")
 
 
 # --------------------------------------------------------------------------------------------------- plain folders
@@ -333,19 +577,36 @@ def _read_csv(path: Path) -> list[dict]:
 # --------------------------------------------------------------------------------------------------- dispatch
 
 
-def _mvtec_loader(root: PathLike, categories: Iterable[str] | None, split: str) -> SampleSets:
-    return mvtec_samples(root, categories, split)
+def _mvtec_loader(root: PathLike, categories: Iterable[str] | None, split: str, **options) -> SampleSets:
+    return mvtec_samples(root, categories, split, **options)
 
 
-def _visa_loader(root: PathLike, categories: Iterable[str] | None, split: str) -> SampleSets:
-    return visa_samples(root, categories, split)
+def _visa_loader(root: PathLike, categories: Iterable[str] | None, split: str, **options) -> SampleSets:
+    return visa_samples(root, categories, split, **options)
 
 
-def _folder_loader(root: PathLike | Sequence[PathLike], categories: Iterable[str] | None, split: str) -> SampleSets:
+def _loco_loader(root: PathLike, categories: Iterable[str] | None, split: str, **options) -> SampleSets:
+    return loco_samples(root, categories, split)
+
+
+def _btad_loader(root: PathLike, categories: Iterable[str] | None, split: str, **options) -> SampleSets:
+    return btad_samples(root, categories, split)
+
+
+def _realiad_loader(root: PathLike, categories: Iterable[str] | None, split: str, **options) -> SampleSets:
+    return realiad_samples(root, categories, split, **options)
+
+
+def _hf_loader(root: PathLike, categories: Iterable[str] | None, split: str, **options) -> SampleSets:
+    return hf_samples(root, categories, split, **options)
+
+
+def _folder_loader(root: PathLike | Sequence[PathLike], categories: Iterable[str] | None, split: str,
+                   **options) -> SampleSets:
     return _filter(folder_samples(root), categories, "folder input")
 
 
-def _manifest_loader(root: PathLike, categories: Iterable[str] | None, split: str) -> SampleSets:
+def _manifest_loader(root: PathLike, categories: Iterable[str] | None, split: str, **options) -> SampleSets:
     return _filter(manifest_samples(root), categories, root)
 
 
@@ -353,11 +614,17 @@ DatasetLoader = Callable[..., SampleSets]
 
 DATASET_KINDS: dict[str, DatasetLoader] = {
     "mvtec": _mvtec_loader,
+    "mpdd": _mvtec_loader,  # MPDD ships in the MVTec AD layout
+    "mvtec_loco": _loco_loader,
+    "btad": _btad_loader,
     "visa": _visa_loader,
+    "realiad": _realiad_loader,
+    "hf": _hf_loader,
     "folder": _folder_loader,
     "manifest": _manifest_loader,
 }
-"""Dataset kinds by name. Folders and manifests have no splits, so ``split`` is ignored for them."""
+"""Dataset kinds by name. Folders and manifests have no splits, so ``split`` is ignored for them. Any folder in the
+MVTec AD layout (``../shared/data/*``, MPDD, RGB copies of MVTec 3D-AD) is ``mvtec``."""
 
 
 def load_samples(
@@ -365,13 +632,15 @@ def load_samples(
     root: PathLike | Sequence[PathLike],
     categories: Iterable[str] | None = None,
     split: str = "test",
+    **options,
 ) -> SampleSets:
-    """Read a dataset of the given kind (``mvtec``, ``visa``, ``folder`` or ``manifest``)."""
+    """Read a dataset of the given kind (one of ``DATASET_KINDS``); ``options`` go to that layout's reader
+    (``split_csv`` for VisA, ``json_dir``/``image_root`` for Real-IAD, ``cache_dir`` for ``hf``)."""
     try:
         loader = DATASET_KINDS[kind]
     except KeyError:
         raise DatasetError(f"unknown dataset kind {kind!r}; use one of {', '.join(DATASET_KINDS)}") from None
-    return loader(root, categories, split)
+    return loader(root, categories, split, **options)
 
 
 # --------------------------------------------------------------------------------------------------- helpers
@@ -414,9 +683,14 @@ __all__ = [
     "DATASET_KINDS",
     "Sample",
     "SampleSets",
+    "btad_samples",
     "folder_samples",
+    "hf_samples",
+    "load_sample_mask",
     "load_samples",
+    "loco_samples",
     "manifest_samples",
     "mvtec_samples",
+    "realiad_samples",
     "visa_samples",
 ]

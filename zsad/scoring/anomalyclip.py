@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from zsad.backbones.base import Features
 from zsad.errors import ZsadError
@@ -97,11 +96,23 @@ class AnomalyCLIPScorer(Scorer):
 
     config = AnomalyCLIPConfig()
 
+    def __init__(self, detector) -> None:
+        super().__init__(detector)
+        options = getattr(getattr(detector, "config", None), "scorer_options", {}).get(self.name, {})
+        self.config = AnomalyCLIPConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})
+
+    # "auto" picks AnomalyCLIP over plain text scoring only when learned prompts are loaded.
+    in_auto = True
+    strength = 15
+
     @classmethod
     def unavailable(cls, detector, run) -> str | None:
         backbone = getattr(detector, "backbone", None)
         if backbone is not None and not getattr(backbone, "has_text", False):
             return "AnomalyCLIP scoring needs a CLIP backbone with a text tower"
+        head = getattr(detector, "text_head", None)
+        if not run.explicit and (head is None or head.describe().get("text_head") != "learned"):
+            return "AnomalyCLIP runs automatically only with learned prompts (--prompts learned:NAME)"
         return None
 
     def start(self, run) -> None:

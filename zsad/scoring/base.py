@@ -75,6 +75,8 @@ class Scorer:
     # Whether an image's maps depend on that image alone (not on the rest of the batch): such results can be
     # journaled and reused by --resume, and split freely between processes.
     per_image: ClassVar[bool] = True
+    # How strong this evidence is when the inputs allow it: "auto" (without fuse) runs the strongest one only.
+    strength: ClassVar[int] = 0
     # Whether "auto" may choose this scorer (a newly registered scorer runs only when named, until it says so).
     in_auto: ClassVar[bool] = False
 

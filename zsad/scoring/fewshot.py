@@ -107,6 +107,7 @@ class FewShotScorer(Scorer):
     help = "few-shot: distance to the nearest patch of good reference images (--references)"
     order = 20
     in_auto = True
+    strength = 30
 
     @classmethod
     def unavailable(cls, detector, run: ScoringRun) -> str | None:

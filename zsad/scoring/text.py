@@ -87,6 +87,7 @@ class TextScorer(Scorer):
     help = "zero-shot: patch tokens vs. normal/anomalous text prompts (CLIP backbones)"
     order = 10
     in_auto = True
+    strength = 10
 
     def __init__(self, detector):
         super().__init__(detector)

@@ -173,6 +173,14 @@ def winclip(
     )
 
 
+def _config_of(detector) -> WinCLIPConfig:
+    """The detector's ``scorer_options["winclip"]`` (or a ``detector.winclip`` object), else the defaults."""
+    if getattr(detector, "winclip", None) is not None:
+        return detector.winclip
+    options = getattr(getattr(detector, "config", None), "scorer_options", {}).get("winclip", {})
+    return WinCLIPConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})
+
+
 @register_scorer
 class WinCLIPScorer(Scorer):
     """Glue between the detector and the functions above; all arithmetic lives in ``winclip``.
@@ -190,7 +198,7 @@ class WinCLIPScorer(Scorer):
 
     def __init__(self, detector) -> None:
         super().__init__(detector)
-        self.config: WinCLIPConfig = getattr(detector, "winclip", None) or WinCLIPConfig()
+        self.config: WinCLIPConfig = _config_of(detector)
         self.text_head: TextHead = getattr(detector, "text_head", None) or load_text_head("winclip", detector.backbone)
         self.memory: WinCLIPMemory | None = None
 
@@ -199,7 +207,7 @@ class WinCLIPScorer(Scorer):
         backbone = detector.backbone
         if not getattr(backbone, "has_text", False):
             return f"WinCLIP needs a CLIP backbone with a text tower; {backbone.name} has none"
-        config = getattr(detector, "winclip", None) or WinCLIPConfig()
+        config = _config_of(detector)
         if not set(config.scales) <= set(getattr(backbone, "windows", ())):
             return (
                 f"WinCLIP needs window embeddings of sizes {list(config.scales)}; build the backbone with "

@@ -20,7 +20,7 @@ from zsad.errors import ZsadError
 RSCIN_K: dict[str, tuple[int, ...]] = {"mvtec": (1, 2, 3), "visa": (1, 8, 9), "btad": (1, 2, 3)}
 
 IMAGE_SCORE_FROM = ("grid_max", "upsampled_max")
-RSCIN_CLS = ("normalized", "raw")
+RSCIN_CLS = ("normalized", "raw", "auto")  # auto: by backbone family (the mutual scorer resolves it)
 
 
 def rscin_k_for(dataset: str) -> tuple[int, ...]:
@@ -50,7 +50,9 @@ class MutualConfig:
     max_refs: compare every image with only this many other images (a seeded random cyclic window, see
         ``plan.py``), making the cost O(N * max_refs) instead of O(N^2). None compares with all others.
     groups: split the batch at random (seeded) into this many groups that are scored independently, as MuSc's
-        ``divide_num``; RsCIN still runs over the whole batch. Each group needs at least two images.
+        ``divide_num``; RsCIN still runs over the whole batch. Each group needs at least two images. None: 1 when
+        ``mutual_scores`` is called directly; the mutual scorer applies the default bound (``cost.default_groups``:
+        groups of at most 200 images) and says so before it runs.
     seed: seeds the random permutations of ``groups`` and ``max_refs``; nothing else is random.
     l2_normalize: unit-normalise every aggregated feature before distances, as MuSc does after LNAMD.
     device: where the aggregated features live and distances are computed ("cuda", "cpu", ...); None uses the
@@ -76,7 +78,7 @@ class MutualConfig:
     ref_chunk: int | None = None
     memory_mb: float = 2048.0
     max_refs: int | None = None
-    groups: int = 1
+    groups: int | None = None
     seed: int = 0
     l2_normalize: bool = True
     device: str | None = None
@@ -100,7 +102,7 @@ class MutualConfig:
                 raise ZsadError(f"{name}={value} must be a positive number of images, or None")
         if self.memory_mb <= 0:
             raise ZsadError(f"memory_mb={self.memory_mb} must be a positive budget in MB")
-        if int(self.groups) != self.groups or self.groups < 1:
+        if self.groups is not None and (int(self.groups) != self.groups or self.groups < 1):
             raise ZsadError(f"groups={self.groups} must be a positive integer (1 scores the whole batch together)")
         if self.image_score_from not in IMAGE_SCORE_FROM:
             raise ZsadError(

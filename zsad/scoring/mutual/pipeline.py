@@ -71,10 +71,10 @@ def mutual_scores(
     store = patch_tokens.dtype if patch_tokens.dtype in _STORAGE_DTYPES else torch.float32
 
     query_chunk = config.query_chunk or default_query_chunk(
-        n_images, n_patches, dim, config.interval, config.memory_mb, config.max_refs, config.groups
+        n_images, n_patches, dim, config.interval, config.memory_mb, config.max_refs, config.groups or 1
     )
     blocks = plan_blocks(
-        n_images, query_chunk=query_chunk, max_refs=config.max_refs, groups=config.groups, seed=config.seed
+        n_images, query_chunk=query_chunk, max_refs=config.max_refs, groups=config.groups or 1, seed=config.seed
     )
     mine = my_share(blocks, state)
 

@@ -1,11 +1,17 @@
 """The mutual scorer: collects the batch's patch tokens, scores them against each other at the end of the run."""
 from __future__ import annotations
 
+import sys
+from dataclasses import replace
+
 import torch
 
 from zsad.backbones.base import Features
 from zsad.scoring.base import AnomalyMaps, Scorer, ScoringRun, register_scorer
+from zsad.scoring.mutual.config import MutualConfig
+from zsad.scoring.mutual.cost import plan_mutual
 from zsad.scoring.mutual.distributed import num_processes
+from zsad.scoring.mutual.output import rscin_cls_mode
 from zsad.scoring.mutual.pipeline import mutual_scores
 
 # Features of a mutual batch are kept in float16 above this size: 1,000 images at ViT-L-14/518 with 4 layers
@@ -23,6 +29,7 @@ class MutualScorer(Scorer):
     help = "zero-shot, training-free (MuSc): each image against the other images of the batch"
     order = 30
     in_auto = True
+    strength = 20
     per_image = False
 
     @classmethod
@@ -60,12 +67,32 @@ class MutualScorer(Scorer):
         if mine is None:
             return None
         tokens, cls = mine  # fewer tokens than inputs when some inputs could not be read
-        result = mutual_scores(tokens, cls, self.detector.config.mutual, state=state)
+        config = self.resolved_config(tokens.shape)
+        if self.run.progress and (state is None or state.is_main_process):
+            print(self.plan.describe(), file=sys.stderr)
+        result = mutual_scores(tokens, cls, config, state=state)
         self.tokens, self.cls = None, []
         return AnomalyMaps(result.maps.float().cpu(), result.scores.float().cpu(), self.name)
 
-    def describe(self) -> dict:
+    def resolved_config(self, shape) -> MutualConfig:
+        """The configured settings with what depends on the run filled in: the default group bound for large
+        batches (MuSc's divide_num), the upsampling size of the official image score, the RsCIN CLS mode of the
+        backbone family."""
         config = self.detector.config.mutual
+        n_images, n_layers, h, w, dim = shape
+        self.plan = plan_mutual(n_images, h * w, dim, n_layers, config.radii, max_refs=config.max_refs,
+                                groups=config.groups)
+        changes = {"groups": self.plan.groups}
+        if config.image_score_from == "upsampled_max" and config.upsample_size is None:
+            changes["upsample_size"] = self.detector.backbone.input_size
+        if config.rscin_cls == "auto":
+            changes["rscin_cls"] = rscin_cls_mode(self.detector.backbone.family)
+        self.config = replace(config, **changes)
+        return self.config
+
+    def describe(self) -> dict:
+        config = getattr(self, "config", self.detector.config.mutual)
         return {"radii": list(config.radii), "interval": list(config.interval),
                 "rscin_k": None if config.rscin_k is None else list(config.rscin_k),
-                "max_refs": config.max_refs, "groups": config.groups}
+                "max_refs": config.max_refs, "groups": config.groups, "image_score_from": config.image_score_from,
+                "rscin_cls": config.rscin_cls, "rscin_clamp_negative": config.rscin_clamp_negative}

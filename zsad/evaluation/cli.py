@@ -1,0 +1,86 @@
+"""``zsad eval``: the options and the command, as functions the CLI module wires in.
+
+``add_eval_arguments(parser)`` adds the data set, split, shots/seeds/reference-list and output options (the model
+options stay the CLI's); ``run_eval(args, make_detector)`` builds the detector with the CLI's own builder, runs
+``evaluate``, writes the run with ``save_run`` and prints the table and notes.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from zsad.data.datasets import DATASET_KINDS
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, choices=list(DATASET_KINDS),
+                        help="layout: mvtec (any MVTec-layout folder), mpdd, mvtec_loco, btad, visa, realiad, "
+                             "hf (datasets library: save_to_disk folder, parquet, cached hub id), folder, manifest")
+    parser.add_argument("--root", required=True, help="dataset root (or manifest file, or hf data set)")
+    parser.add_argument("--categories", nargs="+", default=None)
+    parser.add_argument("--out", default="zsad-eval",
+                        help="run folder: run.json, grid_maps.npz, metrics.md/json (read by `zsad report`)")
+    parser.add_argument("--shots", type=int, default=0,
+                        help="k-shot: k good training images per category as references (0: zero-shot)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="one pass per seed; k-shot reference lists are drawn per seed (default: 0)")
+    parser.add_argument("--seed", type=int, default=None, help="a single seed (same as --seeds N)")
+    parser.add_argument("--reference-lists", default=None,
+                        help="JSON file of k-shot reference lists: read when it exists, else drawn and written there")
+    data = parser.add_argument_group("data set options")
+    data.add_argument("--split-csv", default=None, help="VisA: split file (default ROOT/split_csv/1cls.csv)")
+    data.add_argument("--json-dir", default=None, help="Real-IAD: folder of <category>.json split files")
+    data.add_argument("--image-root", default=None, help="Real-IAD: image folder (default ROOT/realiad_1024 ...)")
+    data.add_argument("--cache-dir", default=None, help="hf: where embedded images are written once")
+
+
+def dataset_options(args: argparse.Namespace) -> dict:
+    wanted = {"visa": ("split_csv",), "realiad": ("json_dir", "image_root"), "hf": ("cache_dir",)}
+    return {key: getattr(args, key) for key in wanted.get(args.dataset, ()) if getattr(args, key, None)}
+
+
+def _good_images(args: argparse.Namespace):
+    given = getattr(args, "references", None)
+    if not given:
+        return None
+    return given[0] if len(given) == 1 and given[0].endswith(".safetensors") else given
+
+
+def run_eval(args: argparse.Namespace, make_detector: Callable[[argparse.Namespace], object]) -> int:
+    from zsad.errors import ZsadError
+    from zsad.evaluation import (
+        draw_reference_lists,
+        evaluate,
+        load_reference_lists,
+        save_reference_lists,
+        save_run,
+    )
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ZsadError(f"--out {out}: exists and is not a folder; pass a folder for the run")
+    seeds = tuple(args.seeds) if args.seeds else ((args.seed,) if args.seed is not None else (0,))
+    options = dataset_options(args)
+    references = None
+    if args.shots and args.reference_lists:
+        path = Path(args.reference_lists)
+        if path.is_file():
+            references = load_reference_lists(path)
+        else:
+            references = draw_reference_lists(args.dataset, args.root, args.categories, (args.shots,), seeds, **options)
+            save_reference_lists(references, path)
+            print(f"wrote reference lists to {path}", file=sys.stderr)
+    run = evaluate(make_detector(args), args.dataset, Path(args.root), categories=args.categories, shots=args.shots,
+                   seeds=seeds, references=references, object_name=getattr(args, "object_name", None),
+                   progress=True, dataset_options=options, good_images=_good_images(args))
+    path = save_run(run, out)
+    if run.random_weights:
+        print("note: randomly initialised backbone; these numbers say nothing about accuracy with trained weights",
+              file=sys.stderr)
+    print(run.table.to_markdown())
+    for category, note in run.notes.items():
+        print(f"{category}: {note}", file=sys.stderr)
+    print(f"wrote {path.parent} (render it with: zsad report {path.parent} --out REPORT_DIR)", file=sys.stderr)
+    return 0

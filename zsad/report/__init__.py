@@ -1,0 +1,10 @@
+"""Reports of evaluation runs: tables beside the published numbers, plots, environment (``zsad report``).
+
+- ``build``: markdown, JSON and a self-contained HTML page of one run (``write_report``).
+- ``figures``: ROC/PR curves, per-category bars, heat-map grid, score histograms (matplotlib, ``zsad[report]``).
+- ``published``: the anchors' published numbers and the protocol match.
+- ``cli``: ``add_report_parser``/``run_report``.
+"""
+from zsad.report.build import report_data, write_report
+
+__all__ = ["report_data", "write_report"]
