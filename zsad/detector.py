@@ -87,6 +87,8 @@ class Detector:
 
     Options (``object_name``, ``method``, ``input_size``, ``layers``, ``threshold``, ...: see ``zsad.config.OPTIONS``)
     or a full ``config=DetectorConfig(...)``, not both. ``text_head`` and ``explainer`` replace the configured ones.
+    ``reasoning`` (a ``zsad.reasoning.ReasoningSetup``: a definition in words, rules, an LLM) supplies the text head,
+    the concept transform of CLIP features for reference and mutual scoring, the explainer and the verdict policy.
     """
 
     def __init__(
@@ -97,6 +99,7 @@ class Detector:
         config: DetectorConfig | None = None,
         text_head: TextHead | str | None = None,
         explainer: Explainer | None = None,
+        reasoning=None,
         **options,
     ):
         if config is not None:
@@ -112,6 +115,13 @@ class Detector:
         self.device = resolve_device(config.device)
         self.dtype = resolve_precision(config.precision, self.device)
         self.backbone = load_backbone(config.backbone).to(self.device)
+        self.reasoning = reasoning
+        self.feature_transform = None  # Features -> Features for scorers outside the text space, or None
+        if reasoning is not None:
+            base_prompts = config.text.prompts if not config.text.prompts.count(":") else "winclip"
+            text_head = text_head or reasoning.text_head(self.backbone, base_prompts)
+            self.feature_transform = reasoning.feature_transform(self.backbone, config.text.object_name)
+            explainer = explainer or reasoning.explainer(self.backbone, config.text.object_name)
         self.text_head = None
         if self.backbone.has_text:
             self.text_head = load_text_head(text_head or config.text.prompts, self.backbone)
@@ -141,6 +151,10 @@ class Detector:
             parts.append(features.to_cpu_float())
         return Features.concat(parts)
 
+    def transformed(self, features: Features) -> Features:
+        """Features as scorers outside CLIP's text space see them (a definition's concept transform, if any)."""
+        return features if self.feature_transform is None else self.feature_transform(features)
+
     # -- planning -------------------------------------------------------------------------------------------------
 
     def plan(self, run: ScoringRun) -> list[type[Scorer]]:
@@ -163,6 +177,15 @@ class Detector:
         # The strongest single published method the inputs allow (references -> few-shot, a batch -> MuSc, else
         # text); fusion is opt-in because its benefit with real weights is not measured.
         return [max(chosen, key=lambda cls: cls.strength)]
+
+    def _fallback(self, run: ScoringRun, planned: list[type[Scorer]]) -> list[type[Scorer]]:
+        """For "auto" with one batch-level scorer (mutual): the strongest per-image scorer, run beside it and used
+        only if unreadable files leave too few images for the batch-level one."""
+        if self.config.method != "auto" or self.config.fuse or all(cls.per_image for cls in planned):
+            return []
+        candidates = [SCORERS[name] for name in method_names()[1:] if SCORERS[name].in_auto]
+        usable = [cls for cls in candidates if cls.per_image and cls.unavailable(self, run) is None]
+        return [max(usable, key=lambda cls: cls.strength)] if usable else []
 
     def plan_evidence(self, n_images: int, has_references: bool) -> list[str]:
         """Names of the scorers a run of ``n_images`` would use."""
@@ -204,12 +227,14 @@ class Detector:
             object_name=object_name or self.config.text.object_name, explicit=self.config.method != "auto",
             extract=self.extract, progress=progress, extra={"state": state, "local_images": len(share)},
         )
-        scorers = [cls(self) for cls in self.plan(run)]
+        planned = self.plan(run)
+        scorers = [cls(self) for cls in planned + self._fallback(run, planned)]
         for scorer in scorers:
             scorer.start(run)
         if journal is not None and not all(scorer.per_image for scorer in scorers):
             journal = None
-        errors, scored, evidence, scorers = self._score([sources[i] for i in share], scorers, run, journal, state)
+        errors, scored, evidence, scorers = self._score([sources[i] for i in share], scorers, run, journal, state,
+                                                        n_planned=len(planned))
         if num_processes(state) > 1:
             errors, scored, evidence = _gather(state, share, errors, scored, evidence, scorers)
             if not state.is_main_process:
@@ -222,7 +247,8 @@ class Detector:
                 results[image.index] = result
         return results
 
-    def _score(self, sources: list[Source], scorers: list[Scorer], run: ScoringRun, journal, state):
+    def _score(self, sources: list[Source], scorers: list[Scorer], run: ScoringRun, journal, state,
+               n_planned: int):
         """Stream the inputs through the backbone and the scorers, one batch of decoded images at a time."""
         errors: list[tuple[int, AnomalyResult]] = []
         scored: list[ScoredImage] = []
@@ -248,9 +274,13 @@ class Detector:
                     errors.append((index, result))
             if loaded:
                 features = self.extract([image for _, image in loaded])
+                outside = self.transformed(features)
+                if hasattr(self.explainer, "observe"):
+                    for row, (index, _) in enumerate(loaded):
+                        self.explainer.observe(sources[index].name, features, row)
                 fresh = {}
                 for scorer in scorers:
-                    maps = scorer.add(features, len(scored))
+                    maps = scorer.add(features if scorer.text_space else outside, len(scored))
                     if maps is not None:
                         fresh[scorer.name] = AnomalyMaps(maps.maps.float().cpu(), maps.scores.float().cpu(), scorer.name)
                         parts[scorer.name].append(fresh[scorer.name])
@@ -261,7 +291,8 @@ class Detector:
                                     {name: (float(m.scores[row]), m.maps[row].numpy()) for name, m in fresh.items()})
             bar.update(min(batch_size, len(sources) - start))
         bar.close()
-        scorers = self._still_available(scorers, run, _total(len(scored), state))
+        kept = self._still_available(scorers[:n_planned], run, _total(len(scored), state))
+        scorers = kept or scorers[n_planned:]
         for scorer in scorers:
             # Every process must reach finish() (mutual scoring gathers there), even one with no readable image.
             maps = scorer.finish() if scored or num_processes(state) > 1 else None
@@ -327,6 +358,8 @@ class Detector:
                 regions=tuple(top_regions(grids[i], pixel, image.original_size)),
             )
             result.explanation = self.explainer.explain(result, list(result.regions))
+            if self.reasoning is not None:
+                self.reasoning.apply_verdict(result)
             results.append(result)
         return results
 
@@ -340,6 +373,7 @@ class Detector:
             "dtype": str(self.dtype).removeprefix("torch."),
             "text_head": None if self.text_head is None else self.text_head.describe(),
             "explainer": self.explainer.describe(),
+            **({"reasoning": self.reasoning.describe()} if self.reasoning is not None else {}),
         }
 
     def calibrate(self, images, labels, references=None, object_name: str | None = None,

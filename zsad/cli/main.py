@@ -1,4 +1,4 @@
-"""``zsad`` command line: detect, eval, synth.
+"""``zsad`` command line: detect, eval, report, train, adapters, synth.
 
 Expected problems (bad paths, missing weights, bad options) print one line ``zsad: error: ...`` and exit 2; a run
 where every image failed exits 1; anything else is a bug and keeps its traceback. Options are checked before any
@@ -15,8 +15,9 @@ from pathlib import Path
 from zsad.errors import ZsadError
 
 DETECTOR_OPTIONS = (
-    "backbone", "pretrained", "input_size", "layers", "vv_layers", "object_name", "prompts", "method", "batch_size",
-    "device", "precision", "threshold", "coreset", "rotations", "mutual_max_refs", "mutual_groups", "rscin",
+    "backbone", "pretrained", "input_size", "layers", "vv_layers", "dpam_layer", "object_name", "prompts", "method",
+    "batch_size", "device", "precision", "threshold", "coreset", "rotations", "mutual_max_refs", "mutual_groups",
+    "rscin_dataset", "fuse",
 )
 
 
@@ -51,29 +52,40 @@ def _fraction(text: str) -> float:
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Detector options. Defaults are None so that a preset's settings show through; the help names the values
+    that apply when neither the user nor a preset sets one."""
     from zsad.backbones import DEFAULT_BACKBONE, backbone_help
+    from zsad.presets import list_presets
     from zsad.scoring.base import method_help, method_names
 
     group = parser.add_argument_group("model")
-    group.add_argument("--backbone", default=DEFAULT_BACKBONE, help=backbone_help())
+    group.add_argument("--preset", default=None,
+                       help=f"a published setting: {', '.join(list_presets())}, or a preset YAML file; options "
+                            "given explicitly override its fields (see README, Presets)")
+    group.add_argument("--backbone", default=None, help=f"{backbone_help()} (default: {DEFAULT_BACKBONE})")
     group.add_argument("--pretrained", default=None,
                        help="open_clip pretrained tag, checkpoint file, or 'random' (default: the model's usual tag)")
     group.add_argument("--input-size", type=_positive_int, default=None,
                        help="backbone input side in px (default: the model's published setting)")
     group.add_argument("--layers", type=_positive_int, nargs="+", default=None,
                        help="backbone blocks whose tokens are used, 1-based (default: quarters of the depth)")
-    group.add_argument("--vv-layers", type=int, default=0,
-                       help="V-V attention in the last K CLIP blocks, text path only")
+    group.add_argument("--vv-layers", type=int, default=None,
+                       help="V-V attention in the last K CLIP blocks, text path only (default 0)")
+    group.add_argument("--dpam-layer", type=_positive_int, default=None,
+                       help="V-V attention in AnomalyCLIP's convention: its DPAM_layer N = the last N-1 blocks")
     group.add_argument("--object", dest="object_name", default=None, help="object name for text prompts")
-    group.add_argument("--prompts", default=None, help="text head: prompt set name or YAML file")
-    group.add_argument("--batch-size", type=_positive_int, default=8, help="images per backbone forward pass")
+    group.add_argument("--prompts", default=None,
+                       help="text head: a prompt set name (winclip), a YAML file, or learned:ADAPTER")
+    group.add_argument("--batch-size", type=_positive_int, default=None, help="images per backbone pass (default 8)")
     group.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     group.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                        help="auto: bf16 on CUDA, fp32 on CPU")
     group.add_argument("--threshold", type=_finite_float, default=None,
                        help="fixed verdict threshold on the image score (default: the batch rule, see README)")
     evidence = parser.add_argument_group("evidence")
-    evidence.add_argument("--method", default="auto", choices=method_names(), help=method_help())
+    evidence.add_argument("--method", default=None, choices=method_names(), help=f"(default auto) {method_help()}")
+    evidence.add_argument("--fuse", action="store_true",
+                          help="with auto: run every evidence the inputs allow and fuse them (as --preset zsad)")
     evidence.add_argument("--references", action="append", default=None, metavar="PATH",
                           help="good reference images: a folder, a file, or a saved memory .safetensors; "
                                "repeat the option for several")
@@ -81,15 +93,20 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     evidence.add_argument("--coreset", type=_fraction, default=None, help="keep this fraction of reference patches")
     evidence.add_argument("--mutual-max-refs", type=_positive_int, default=None,
                           help="compare each image with at most this many others (bounds mutual scoring's O(N^2))")
-    evidence.add_argument("--mutual-groups", type=_positive_int, default=1,
-                          help="score the batch in this many random groups")
+    evidence.add_argument("--mutual-groups", type=_positive_int, default=None,
+                          help="score the batch in this many random groups (MuSc's divide_num; default: 1 up to "
+                               "200 images, then groups of at most 200; 1 forces the full comparison)")
+    evidence.add_argument("--rscin-dataset", default=None, choices=["mvtec", "visa", "btad"],
+                          help="MuSc's RsCIN window sizes for this kind of data (mvtec: 1 2 3, visa: 1 8 9)")
     evidence.add_argument("--no-rscin", action="store_true", help="disable RsCIN re-scoring of mutual image scores")
 
 
 def _options(args) -> dict:
-    options = {name: getattr(args, name, None) for name in DETECTOR_OPTIONS if name != "rscin"}
+    options = {name: getattr(args, name, None) for name in DETECTOR_OPTIONS}
     options["rscin"] = False if args.no_rscin else None
     options["rotations"] = args.rotations or None
+    options["fuse"] = args.fuse or None
+    options["preset"] = args.preset
     return options
 
 
@@ -105,15 +122,15 @@ def _check_local_inputs(args) -> None:
     if pretrained and (os.sep in pretrained or pretrained.endswith((".bin", ".pt", ".pth", ".safetensors"))):
         if not Path(pretrained).is_file():
             raise ZsadError(f"--pretrained {pretrained}: file not found; pass an existing checkpoint file")
-    if pretrained and args.backbone.startswith("tiny-") and pretrained != "random":
+    if pretrained and (args.backbone or "").startswith("tiny-") and pretrained != "random":
         raise ZsadError(f"--pretrained {pretrained}: {args.backbone} is a random test model and takes no weights; "
                         "drop --pretrained or pick a real backbone")
 
 
-def _detector(args):
+def _detector(args, reasoning=None):
     from zsad.detector import Detector
 
-    return Detector(**_options(args))
+    return Detector(reasoning=reasoning, **_options(args))
 
 
 def _references(args):
@@ -137,7 +154,12 @@ def cmd_detect(args) -> int:
     out = check_output_folder(Path(args.out)) if main_process else Path(args.out)
     if state is not None and args.device == "auto":
         args.device = str(state.device)  # one device per process
-    detector = _detector(args)
+    from zsad.reasoning import reasoning_from_args
+
+    reasoning = reasoning_from_args(args)
+    if reasoning.definition is not None and main_process:
+        print(f"definition understood as: {reasoning.definition.summary()}", file=sys.stderr)
+    detector = _detector(args, reasoning)
     references = _references(args)
     if references is not None and not isinstance(references, str):
         references = build_memory(detector, references, progress=main_process)
@@ -201,17 +223,10 @@ def _relaunch(processes: int) -> int:
 
 
 def cmd_eval(args) -> int:
-    from zsad.evaluation import evaluate
+    from zsad.evaluation.cli import run_eval
 
     _check_local_inputs(args)
-    if args.references and args.shots:
-        raise ZsadError("--references and --shots both choose reference images; pass one of them")
-    table = evaluate(
-        _detector(args), args.dataset, Path(args.root), categories=args.categories, out_dir=Path(args.out),
-        object_name=args.object_name, shots=args.shots, seed=args.seed, references=_references(args),
-    )
-    print(table.to_markdown())
-    return 0
+    return run_eval(args, _detector)
 
 
 def cmd_synth(args) -> int:
@@ -228,6 +243,10 @@ def cmd_synth(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from zsad import __version__
     from zsad.data.synth import DEFECT_TYPES, SYNTH_CATEGORIES
+    from zsad.evaluation.cli import add_eval_arguments
+    from zsad.learning.cli import add_adapters_parser, add_train_parser, run_adapters, run_train
+    from zsad.reasoning import add_reasoning_options
+    from zsad.report.cli import add_report_parser
 
     parser = argparse.ArgumentParser(prog="zsad", description="Zero-shot visual anomaly detection")
     parser.add_argument("--version", action="version", version=f"zsad {__version__}")
@@ -245,20 +264,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="labelled manifest (CSV/JSON with path,label) to set the threshold by F1-max")
     detect.add_argument("--save-memory", default=None, help="save the reference memory to this .safetensors file")
     _add_model_options(detect)
+    add_reasoning_options(detect)
     detect.set_defaults(run=cmd_detect)
 
-    evaluate = commands.add_parser("eval", help="metrics on a labelled dataset (MVTec AD, VisA, folder, manifest)",
+    evaluate = commands.add_parser("eval", help="metrics on a labelled dataset; writes a run folder for `zsad report`",
                                    formatter_class=_HelpFormatter)
-    evaluate.add_argument("--dataset", required=True, choices=["mvtec", "visa", "folder", "manifest"],
-                          help="layout of --root")
-    evaluate.add_argument("--root", required=True, help="dataset root (or manifest file)")
-    evaluate.add_argument("--categories", nargs="+", default=None, help="categories to evaluate (default: all)")
-    evaluate.add_argument("--out", default="zsad-eval", help="folder for metrics.json and metrics.md")
-    evaluate.add_argument("--shots", type=int, default=0,
-                          help="k-shot: k good training images per category as references (seeded draw)")
-    evaluate.add_argument("--seed", type=int, default=0, help="seed of the k-shot reference draw")
+    add_eval_arguments(evaluate)
     _add_model_options(evaluate)
     evaluate.set_defaults(run=cmd_eval)
+
+    add_report_parser(commands)
+    add_train_parser(commands).set_defaults(run=run_train)
+    add_adapters_parser(commands).set_defaults(run=run_adapters)
 
     synth = commands.add_parser("synth", help="generate an MVTec-layout dataset with planted defects",
                                 formatter_class=_HelpFormatter)

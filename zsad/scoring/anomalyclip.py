@@ -91,6 +91,7 @@ class AnomalyCLIPScorer(Scorer):
     learned prompts when an adapter is given) for the run's object name."""
 
     name = "anomalyclip"
+    text_space = True
     help = "AnomalyCLIP's formula: V-V patch tokens vs (learned) prompts, layer maps summed, CLS probability as score"
     order = 15
 

@@ -75,6 +75,9 @@ class Scorer:
     # Whether an image's maps depend on that image alone (not on the rest of the batch): such results can be
     # journaled and reused by --resume, and split freely between processes.
     per_image: ClassVar[bool] = True
+    # Whether the scorer compares features with text (CLIP's joint space): such scorers get the backbone's own
+    # features; the others get them after a definition's concept transform, when one is configured.
+    text_space: ClassVar[bool] = False
     # How strong this evidence is when the inputs allow it: "auto" (without fuse) runs the strongest one only.
     strength: ClassVar[int] = 0
     # Whether "auto" may choose this scorer (a newly registered scorer runs only when named, until it says so).

@@ -71,7 +71,7 @@ def build_memory(detector, references, progress: bool = False) -> ReferenceMemor
     few-shot threshold for batches too small for the batch rule.
     """
     images, owners = load_references(references, detector.config.reference_rotations)
-    tokens = reference_tokens(detector, detector.extract(images, progress=progress))
+    tokens = reference_tokens(detector, detector.transformed(detector.extract(images, progress=progress)))
     meta = memory_meta(detector)
     owners_t = torch.tensor(owners)
     if len(set(owners)) >= 2:

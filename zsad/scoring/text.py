@@ -84,6 +84,7 @@ class TextScorer(Scorer):
     """Patch tokens against the text head's [normal, anomalous] embeddings, batch by batch."""
 
     name = "text"
+    text_space = True
     help = "zero-shot: patch tokens vs. normal/anomalous text prompts (CLIP backbones)"
     order = 10
     in_auto = True

@@ -193,6 +193,7 @@ class WinCLIPScorer(Scorer):
     """
 
     name = "winclip"
+    text_space = True
     help = "WinCLIP (exact windows, harmonic scales); WinCLIP+ with references"
     order = 5
 
