@@ -97,6 +97,12 @@ def _wait_for_count(page, selector, count):
     page.wait_for_function(f"document.querySelectorAll({selector!r}).length === {count}", timeout=TIMEOUT_MS)
 
 
+def _settled(page):
+    """Every pending event of the page has answered (no status tracker is showing)."""
+    page.wait_for_function("[...document.querySelectorAll('[data-testid=status-tracker]')]"
+                           ".every(e => e.classList.contains('hide'))")
+
+
 def _verdicts(page):
     return page.locator("#results-table [data-col='3'][role='gridcell']").all_inner_texts()
 
@@ -135,6 +141,7 @@ def test_detect_then_move_the_threshold(server, browser, examples, tmp_path):
     page.wait_for_function("document.querySelector('#summary').innerText.includes('9 anomalous')")
     page.locator("#gallery .thumbnail-item").nth(8).click()
     page.locator("#explanation").get_by_text("anomalous regions").wait_for()
+    _settled(page)
     shot = tmp_path / "demo_screenshot.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
@@ -145,6 +152,8 @@ def test_detect_then_move_the_threshold(server, browser, examples, tmp_path):
 
 def test_bad_upload_is_a_message_and_the_next_run_works(server, browser, examples, bad_png):
     context, page = _open(browser, server)
+    page.click("#run")  # nothing uploaded: a message, not a traceback
+    page.locator("#messages").get_by_text("no test images").wait_for()
     _run(page, [bad_png], 1)
     page.locator("#messages").get_by_text("broken.png").first.wait_for()
     assert "no image could be scored" in page.locator("#messages").inner_text()

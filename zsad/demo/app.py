@@ -137,7 +137,8 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
                 messages = gr.Markdown(elem_id="messages")
                 overview = gr.Markdown(elem_id="summary")
                 pictures = gr.Gallery(label="Heat maps (click one to inspect it)", columns=4, height="auto",
-                                      object_fit="contain", format="png", elem_id="gallery", interactive=False)
+                                      object_fit="contain", format="png", elem_id="gallery", interactive=False,
+                                      allow_preview=False)  # the selected image is shown large below
                 with gr.Row():
                     large = gr.Image(label="Selected image: top regions outlined", type="pil", format="png",
                                      interactive=False, elem_id="selected")
@@ -156,7 +157,8 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
         )
         threshold.input(move_threshold, [state, threshold, selected], [state, *outputs_views, mode],
                         trigger_mode="always_last", concurrency_limit=4, concurrency_id="view", show_progress="hidden")
-        pictures.select(select, [state], [selected, large, explanation, rules], concurrency_id="view")
+        pictures.select(select, [state], [selected, large, explanation, rules], concurrency_id="view",
+                        show_progress="hidden")
         example_button.click(use_examples, None, [files, references, object_name], concurrency_id="view")
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=1)
     demo.zsad_examples_dir = examples_dir  # where the example images lie (allowed to be served)
