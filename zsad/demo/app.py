@@ -27,7 +27,8 @@ def _messages(lines: list[str]) -> str:
     return "\n".join(f"- {line}" for line in lines) if lines else ""
 
 
-def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None = None, examples_dir: str | None = None):
+def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None = None,
+              examples_dir: str | None = None):
     """The ``gr.Blocks`` app (not launched). ``examples_dir``: where start-up example images are written."""
     import gradio as gr
     import pandas as pd
@@ -94,7 +95,8 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
     def use_examples():
         return examples[0], examples[1], "pill"
 
-    with gr.Blocks(title="zsad demo", analytics_enabled=False) as demo:
+    # delete_cache: uploads and served files older than an hour are removed every half hour
+    with gr.Blocks(title="zsad demo", analytics_enabled=False, delete_cache=(1800, 3600)) as demo:
         gr.Markdown(
             "# zsad: zero-shot anomaly detection\n"
             "Upload images of one product (and, if you have them, a few good reference images), run, and read per "

@@ -26,7 +26,8 @@ from zsad.results import AnomalyResult, flat_record
 
 DISPLAY_SIDE = 384  # long side of the image copies a run keeps for redrawing overlays
 SLIDER_RULE = "set with the slider"
-TABLE_COLUMNS = ["#", "image", "score", "verdict", "threshold", "regions", "evidence"]  # explanation: selected view, CSV
+# The explanation is in the selected view and the CSV: long text would make the rows tall (and the table virtualised).
+TABLE_COLUMNS = ["#", "image", "score", "verdict", "threshold", "regions", "evidence"]
 _OUTLINE = {True: (255, 40, 40), False: (255, 255, 255), None: (255, 255, 255)}
 
 
@@ -139,7 +140,7 @@ class RunState:
     auto_threshold: float | None
     auto_rule: str
     notes: list[str] = field(default_factory=list)  # what the page should tell the user about this run
-    csv_path: str | None = None
+    workdir: str | None = None  # this run's folder for results.csv (rewritten in place when the threshold moves)
 
     @property
     def scores(self) -> list[float]:
@@ -273,7 +274,7 @@ def apply_threshold(state: RunState, threshold: float) -> RunState:
             result.explanation = explainer.explain(result, list(result.regions))
         results.append(result)
     notes = [n for n in state.notes if not n.startswith("no verdict")]
-    return replace(state, results=results, notes=notes, csv_path=None)
+    return replace(state, results=results, notes=notes)
 
 
 def slider_bounds(state: RunState) -> tuple[float, float, float]:
@@ -398,7 +399,11 @@ def summary(state: RunState) -> str:
 
 def write_csv(state: RunState, folder: str | Path | None = None) -> str:
     """results.csv of the run as shown (one row per image, same columns as ``zsad detect``'s CSV)."""
-    folder = Path(folder or tempfile.mkdtemp(prefix="zsad-demo-"))
+    if folder is None:
+        if state.workdir is None:
+            state.workdir = tempfile.mkdtemp(prefix="zsad-demo-run-")
+        folder = state.workdir
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rows = [flat_record(result.to_record()) for result in state.results]
     columns: list[str] = []
