@@ -1,0 +1,183 @@
+"""End to end in headless Chromium (Debian's chromium, driven by Playwright): the demo served on 127.0.0.1 by
+``python -m zsad.demo`` with tiny-clip, used as a person would.
+
+Skipped only when the system browser is missing (CI installs Debian's chromium + chromium-driver, see .ci/run) or
+the playwright package is not installed. ZSAD_DEMO_SCREENSHOT=path keeps a copy of the screenshot.
+"""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium and chromium-driver (.ci/run does)",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is a test dependency")
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TIMEOUT_MS = 120_000
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+    with log.open("w") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "zsad.demo", "--backbone", "tiny-clip", "--device", "cpu", "--port", str(port),
+             "--max-images", "12"], stdout=handle, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as reply:
+                if reply.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"demo server did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    with sync_api.sync_playwright() as playwright:
+        # Playwright refuses --user-data-dir in launch(); it starts Chromium with a fresh temporary profile itself
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def _open(browser, url):
+    context = browser.new_context(viewport={"width": 1400, "height": 1800})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(url)
+    page.wait_for_selector("#run")
+    return context, page
+
+
+def _run(page, paths, n_expected):
+    _upload(page, paths)
+    page.click("#run")
+    _wait_for_count(page, "#gallery .thumbnail-item", n_expected)
+    _wait_for_count(page, "#results-table [data-col='1'][role='gridcell']", n_expected)
+
+
+def _upload(page, paths):
+    page.set_input_files("#test-images input[type=file]", paths)
+    _wait_for_count(page, "#test-images tr.file", len(paths))  # uploaded: one row per file in the list
+
+
+def _wait_for_count(page, selector, count):
+    page.wait_for_function(f"document.querySelectorAll({selector!r}).length === {count}", timeout=TIMEOUT_MS)
+
+
+def _settled(page):
+    """Every pending event of the page has answered (no status tracker is showing)."""
+    page.wait_for_function("[...document.querySelectorAll('[data-testid=status-tracker]')]"
+                           ".every(e => e.classList.contains('hide'))")
+
+
+def _verdicts(page):
+    return page.locator("#results-table [data-col='3'][role='gridcell']").all_inner_texts()
+
+
+def _names(page):
+    return page.locator("#results-table [data-col='1'][role='gridcell']").all_inner_texts()
+
+
+def test_detect_then_move_the_threshold(server, browser, examples, tmp_path):
+    context, page = _open(browser, server)
+    images = examples[0][:9]
+    page.fill("#object-name textarea", "pill")
+    _run(page, images, 9)
+    assert [name.strip() for name in _names(page)] == [Path(p).name for p in images]
+    captions = page.locator("#gallery .caption-label").all_inner_texts()
+    assert len(captions) == 9 and all("score" in c for c in captions)
+    page.locator("#gallery .thumbnail-item").nth(8).click()  # the selected view follows the gallery
+    page.locator("#explanation").get_by_text(Path(images[8]).name).wait_for()
+    before = _verdicts(page)
+
+    slider = page.locator("#threshold input[type=range]")
+    slider.focus()
+    slider.press("Home")  # lowest threshold: every image anomalous
+    page.wait_for_function("document.querySelector('#summary').innerText.includes('9 anomalous')")
+    low = _verdicts(page)
+    assert low == ["anomalous"] * 9
+    assert "slider" in page.locator("#summary").inner_text()
+    slider.press("End")  # highest threshold: every image normal
+    page.wait_for_function("document.querySelector('#summary').innerText.includes('9 normal')")
+    assert _verdicts(page) == ["normal"] * 9
+    assert low != before or _verdicts(page) != before
+    captions = page.locator("#gallery .caption-label").all_inner_texts()
+    assert all("normal" in c for c in captions) and len(captions) == 9
+
+    slider.press("Home")
+    page.wait_for_function("document.querySelector('#summary').innerText.includes('9 anomalous')")
+    page.locator("#gallery .thumbnail-item").nth(8).click()
+    page.locator("#explanation").get_by_text("anomalous regions").wait_for()
+    _settled(page)
+    shot = tmp_path / "demo_screenshot.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("ZSAD_DEMO_SCREENSHOT"):
+        shutil.copyfile(shot, os.environ["ZSAD_DEMO_SCREENSHOT"])
+    context.close()
+
+
+def test_bad_upload_is_a_message_and_the_next_run_works(server, browser, examples, bad_png):
+    context, page = _open(browser, server)
+    page.click("#run")  # nothing uploaded: a message, not a traceback
+    page.locator("#messages").get_by_text("no test images").wait_for()
+    _run(page, [bad_png], 1)
+    page.locator("#messages").get_by_text("broken.png").first.wait_for()
+    assert "no image could be scored" in page.locator("#messages").inner_text()
+    assert "Traceback" not in page.content()
+    assert _verdicts(page) == ["error"]
+
+    page.locator("#test-images button[aria-label='Clear']").first.click()
+    _run(page, examples[0][:3], 3)
+    assert "error" not in _verdicts(page)
+    page.wait_for_function("!document.querySelector('#messages').innerText.includes('broken.png')")
+    context.close()
+
+
+def test_two_sessions_get_their_own_results(server, browser, examples):
+    first, page_a = _open(browser, server)
+    second, page_b = _open(browser, server)
+    a, b = examples[0][:3], examples[0][3:8]
+    for page, paths in ((page_a, a), (page_b, b)):
+        _upload(page, paths)
+    page_a.click("#run")
+    page_b.click("#run")  # queued behind a's run: one model run at a time
+    for page, paths in ((page_a, a), (page_b, b)):
+        _wait_for_count(page, "#gallery .thumbnail-item", len(paths))
+        _wait_for_count(page, "#results-table [data-col='1'][role='gridcell']", len(paths))
+        assert [name.strip() for name in _names(page)] == [Path(p).name for p in paths]
+    first.close()
+    second.close()

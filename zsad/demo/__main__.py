@@ -1,0 +1,5 @@
+import sys
+
+from zsad.demo.cli import main
+
+sys.exit(main())

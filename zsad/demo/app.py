@@ -1,0 +1,177 @@
+"""The Gradio page: layout and event wiring only; what each event does is in ``zsad.demo.session``.
+
+Safety and sharing: bound to 127.0.0.1 unless told otherwise, never a share link, analytics off, uploads limited in
+size (``max_file_size``) and count (``DemoSettings.max_images``), runs queued with one model run at a time
+(``concurrency_id="model"``, limit 1) while threshold moves and selections, which only redraw, run beside it.
+Every ``ZsadError`` (bad file, no evidence possible, weights unavailable, too many files) is shown in the page's
+message box and as a toast; the page keeps its previous results and stays usable.
+"""
+import logging
+import os
+import tempfile
+
+from zsad.demo.session import (
+    DemoSettings, DetectorCache, RunRequest, RunState, apply_threshold, detail, feature_target, gallery, make_examples,
+    preset_names, prompt_choices, run_detection, slider_bounds, summary, table_rows, write_csv, TABLE_COLUMNS,
+)
+from zsad.errors import ZsadError
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
+
+log = logging.getLogger("zsad.demo")
+AUTO, SLIDER = "automatic (batch rule)", "slider"
+NOT_YET = "(not available in this version of zsad)"
+
+
+def _messages(lines: list[str]) -> str:
+    return "\n".join(f"- {line}" for line in lines) if lines else ""
+
+
+def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None = None,
+              examples_dir: str | None = None):
+    """The ``gr.Blocks`` app (not launched). ``examples_dir``: where start-up example images are written."""
+    import gradio as gr
+    import pandas as pd
+
+    from zsad.backbones import DEFAULT_BACKBONE, TINY_BACKBONES
+    from zsad.scoring.base import method_help, method_names
+
+    settings = settings or DemoSettings()
+    cache = cache or DetectorCache(settings.cache_size)
+    examples: tuple[list[str], list[str]] = ([], [])
+    if settings.examples:
+        examples_dir = examples_dir or tempfile.mkdtemp(prefix="zsad-demo-examples-")
+        examples = make_examples(examples_dir)
+    presets = preset_names()
+    backbones = list(dict.fromkeys([settings.backbone, DEFAULT_BACKBONE, *TINY_BACKBONES]))
+
+    def empty_table():
+        return pd.DataFrame(columns=TABLE_COLUMNS)
+
+    def views(state: RunState, index: int = 0):
+        picture, explanation, rules = detail(state, index)
+        return (
+            gallery(state), pd.DataFrame(table_rows(state), columns=TABLE_COLUMNS), write_csv(state),
+            summary(state), picture, explanation, rules,
+        )
+
+    def run(files, references, object_name, definition, backbone, method, prompts, preset, mode, threshold,
+            progress=gr.Progress(track_tqdm=True)):
+        request = RunRequest(
+            images=files, references=references, object_name=object_name, definition=definition, method=method,
+            prompts=None if not prompts or prompts == "(default)" else prompts,
+            preset=None if not preset or preset in ("(none)", NOT_YET) else preset,
+            backbone=backbone, threshold=float(threshold) if mode == SLIDER else None,
+        )
+        try:
+            state = run_detection(cache, request, settings, status=lambda f, d: progress(f, desc=d))
+        except ZsadError as error:
+            gr.Warning(str(error))
+            return (gr.skip(),) * 9 + (f"**Could not run:** {error}", gr.skip())
+        except Exception as error:  # a bug: keep the page alive, log the traceback on the server only
+            log.exception("demo run failed")
+            gr.Warning(f"internal error ({type(error).__name__}); see the server log")
+            return (gr.skip(),) * 9 + (f"**Internal error** ({type(error).__name__}: {error}); see the server log",
+                                       gr.skip())
+        for note in state.notes:
+            gr.Warning(note)
+        low, high, value = slider_bounds(state)
+        step = float(f"{(high - low) / 500:.2g}")
+        slider = gr.Slider(minimum=low, maximum=high, value=value, step=step, interactive=True)
+        return (state, 0, *views(state), _messages(state.notes), slider)
+
+    def move_threshold(state: RunState | None, threshold, index):
+        if state is None or not state.scores:
+            return (gr.skip(),) * 9
+        state = apply_threshold(state, float(threshold))
+        return (state, *views(state, index or 0), SLIDER)
+
+    def select(state: RunState | None, evt: gr.SelectData):
+        if state is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        picture, explanation, rules = detail(state, evt.index)
+        return evt.index, picture, explanation, rules
+
+    def use_examples():
+        return examples[0], examples[1], "pill"
+
+    # delete_cache: uploads and served files older than an hour are removed every half hour
+    with gr.Blocks(title="zsad demo", analytics_enabled=False, delete_cache=(1800, 3600)) as demo:
+        gr.Markdown(
+            "# zsad: zero-shot anomaly detection\n"
+            "Upload images of one product (and, if you have them, a few good reference images), run, and read per "
+            "image an anomaly score, a heat map, a verdict and an explanation. Move the threshold to re-decide the "
+            f"verdicts without recomputing the maps. Up to {settings.max_images} images of at most "
+            f"{settings.max_file_size} each."
+        )
+        state = gr.State(None)
+        selected = gr.State(0)
+        with gr.Row():
+            with gr.Column(scale=1, min_width=320):
+                files = gr.File(label="Test images", file_count="multiple", file_types=["image"],
+                                elem_id="test-images")
+                example_button = gr.Button("Use example images (synthetic pills)", size="sm", elem_id="examples",
+                                           visible=bool(examples[0]))
+                object_name = gr.Textbox(label="Object name", placeholder="e.g. pill, bottle, screw",
+                                         elem_id="object-name")
+                references = gr.File(label="Good reference images (optional: few-shot evidence)",
+                                     file_count="multiple", file_types=["image"], elem_id="references")
+                define_ok = feature_target("define") is not None
+                definition = gr.Textbox(
+                    label="What counts as a defect, in words (optional)", lines=2, elem_id="definition",
+                    placeholder=("scratches on the label are defects; colour differences are not" if define_ok
+                                 else NOT_YET), interactive=define_ok)
+                with gr.Accordion("Model and evidence", open=False):
+                    backbone = gr.Dropdown(backbones, value=settings.backbone, label="Backbone",
+                                           allow_custom_value=True, elem_id="backbone")
+                    method = gr.Dropdown(method_names(), value="auto", label="Method", info=method_help(),
+                                         elem_id="method")
+                    prompts = gr.Dropdown(["(default)", *prompt_choices()], value="(default)", allow_custom_value=True,
+                                          label="Prompts (a prompt set, or learned:NAME)", elem_id="prompts")
+                    preset = gr.Dropdown(["(none)", *presets] if presets else [NOT_YET],
+                                         value=settings.preset or ("(none)" if presets else NOT_YET),
+                                         label="Preset", interactive=bool(presets), elem_id="preset")
+                mode = gr.Radio([AUTO, SLIDER], value=AUTO, label="Verdict threshold", elem_id="threshold-mode")
+                threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.001, label="Threshold on the image score",
+                                      elem_id="threshold")
+                run_button = gr.Button("Detect anomalies", variant="primary", elem_id="run")
+            with gr.Column(scale=2):
+                messages = gr.Markdown(elem_id="messages")
+                overview = gr.Markdown(elem_id="summary")
+                pictures = gr.Gallery(label="Heat maps (click one to inspect it)", columns=4, height="auto",
+                                      object_fit="contain", format="png", elem_id="gallery", interactive=False,
+                                      allow_preview=False)  # the selected image is shown large below
+                with gr.Row():
+                    large = gr.Image(label="Selected image: top regions outlined", type="pil", format="png",
+                                     interactive=False, elem_id="selected")
+                    explanation = gr.Markdown(elem_id="explanation")
+                with gr.Accordion("Induced rules (reasoning layer)", open=False):
+                    rules = gr.Markdown("The reasoning layer is off: no rules were induced.", elem_id="rules")
+                table = gr.Dataframe(value=empty_table(), label="Results (the explanation of each image is in the CSV)",
+                                     interactive=False, max_height=1200, elem_id="results-table")
+                csv_file = gr.File(label="results.csv", interactive=False, elem_id="csv")
+
+        outputs_views = [pictures, table, csv_file, overview, large, explanation, rules]
+        run_button.click(
+            run, [files, references, object_name, definition, backbone, method, prompts, preset, mode, threshold],
+            [state, selected, *outputs_views, messages, threshold],
+            concurrency_limit=1, concurrency_id="model", show_progress="full",
+        )
+        threshold.input(move_threshold, [state, threshold, selected], [state, *outputs_views, mode],
+                        trigger_mode="always_last", concurrency_limit=4, concurrency_id="view", show_progress="hidden")
+        pictures.select(select, [state], [selected, large, explanation, rules], concurrency_id="view",
+                        show_progress="hidden")
+        example_button.click(use_examples, None, [files, references, object_name], concurrency_id="view")
+    demo.queue(max_size=settings.queue_size, default_concurrency_limit=1)
+    demo.zsad_examples_dir = examples_dir  # where the example images lie (allowed to be served)
+    return demo
+
+
+def launch(settings: DemoSettings, host: str = "127.0.0.1", port: int | None = None, block: bool = True):
+    """Build and serve the app. ``block=False`` returns at once (tests); the caller then calls ``demo.close()``."""
+    demo = build_app(settings)
+    allowed = [demo.zsad_examples_dir] if demo.zsad_examples_dir else None
+    demo.launch(server_name=host, server_port=port, share=False, max_file_size=settings.max_file_size,
+                allowed_paths=allowed, show_error=False, ssr_mode=False, mcp_server=False, pwa=False,
+                prevent_thread_lock=not block, quiet=not block, footer_links=[])
+    return demo

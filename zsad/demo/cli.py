@@ -1,0 +1,89 @@
+"""``zsad demo``: the subcommand's options and entry point (``add_demo_parser`` / ``run_demo``), also runnable as
+``python -m zsad.demo``."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from zsad.errors import ZsadError
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"must be a TCP port 1..65535, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from zsad.backbones import DEFAULT_BACKBONE, backbone_help
+
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind; 0.0.0.0 makes the app reachable from other machines (no login!)")
+    parser.add_argument("--port", type=_port, default=7860, help="TCP port")
+    parser.add_argument("--backbone", default=DEFAULT_BACKBONE, help=backbone_help())
+    parser.add_argument("--preset", default=None, help="named published setting (when presets are available)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    parser.add_argument("--max-images", type=_positive_int, default=32, help="test images per run")
+    parser.add_argument("--max-references", type=_positive_int, default=16, help="reference images per run")
+    parser.add_argument("--max-file-size", default="20mb", help="largest upload, e.g. 20mb")
+    parser.add_argument("--no-examples", action="store_true",
+                        help="do not generate the synthetic example images at start-up")
+    parser.set_defaults(run=run_demo)
+    return parser
+
+
+def add_demo_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``demo`` to ``zsad``'s subcommands (``build_parser`` in ``zsad.cli.main``)."""
+    parser = subparsers.add_parser(
+        "demo", help="browser app: upload images, see heat maps, verdicts and explanations (Gradio)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    return configure_parser(parser)
+
+
+def settings_from_args(args):
+    from zsad.demo.session import DemoSettings, feature_target, preset_names
+
+    if args.preset and feature_target("preset") is None:
+        raise ZsadError(f"--preset {args.preset}: presets are not available in this version of zsad; drop --preset")
+    if args.preset and preset_names() and args.preset not in preset_names():
+        raise ZsadError(f"--preset {args.preset}: unknown preset; known: {', '.join(preset_names())}")
+    return DemoSettings(backbone=args.backbone, preset=args.preset, device=args.device, max_images=args.max_images,
+                        max_references=args.max_references, max_file_size=args.max_file_size,
+                        examples=not args.no_examples)
+
+
+def run_demo(args) -> int:
+    """Serve until interrupted. Expected problems raise ``ZsadError`` (the CLI prints them as one line)."""
+    from zsad.demo.app import launch
+
+    settings = settings_from_args(args)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"zsad demo: warning: binding {args.host} makes the app reachable from other machines; it has no "
+              "login", file=sys.stderr)
+    try:
+        launch(settings, host=args.host, port=args.port, block=True)
+    except OSError as error:  # port taken, address not available
+        raise ZsadError(f"cannot serve on {args.host}:{args.port} ({error}); pass another --port") from None
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = configure_parser(argparse.ArgumentParser(prog="python -m zsad.demo",
+                                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter))
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except ZsadError as error:
+        print(f"zsad demo: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

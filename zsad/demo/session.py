@@ -1,0 +1,438 @@
+"""What the demo does, without the page: run detection, re-decide verdicts at a new threshold, draw the views.
+
+Everything here is plain Python on ``AnomalyResult`` lists, so it is unit-tested without a browser; ``zsad.demo.app``
+only lays out the page and wires these functions to its events.
+
+The slider rule: a run keeps its results (patch-grid maps, scores, regions) and small display copies of its images in
+a ``RunState``; moving the threshold calls ``apply_threshold`` (``is_anomalous = score >= t``, explanation redone)
+and redraws overlays from the stored grid maps. ``Detector.detect`` is not called again.
+"""
+from __future__ import annotations
+
+import csv
+import inspect
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from zsad.errors import ZsadError
+from zsad.results import AnomalyResult, flat_record
+
+DISPLAY_SIDE = 384  # long side of the image copies a run keeps for redrawing overlays
+SLIDER_RULE = "set with the slider"
+# The explanation is in the selected view and the CSV: long text would make the rows tall (and the table virtualised).
+TABLE_COLUMNS = ["#", "image", "score", "verdict", "threshold", "regions", "evidence"]
+_OUTLINE = {True: (255, 40, 40), False: (255, 255, 255), None: (255, 255, 255)}
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """Start-up settings of one demo server (``zsad demo`` flags)."""
+
+    backbone: str = "ViT-L-14-336"
+    preset: str | None = None
+    device: str = "auto"
+    max_images: int = 32
+    max_references: int = 16
+    max_file_size: str = "20mb"
+    cache_size: int = 2  # detectors kept loaded, one per (backbone, settings)
+    queue_size: int = 16  # waiting runs beyond this are refused with a message
+    examples: bool = True  # generate synthetic example images at start-up
+
+
+# -- optional features that other parts of zsad add (presets, definitions in words, learned prompts) -------------
+
+def _detector_parameters() -> tuple[set[str], set[str]]:
+    from zsad.config import OPTIONS
+    from zsad.detector import Detector
+
+    init = set(inspect.signature(Detector.__init__).parameters) | set(OPTIONS)
+    detect = set(inspect.signature(Detector.detect).parameters)
+    return init, detect
+
+
+def feature_target(name: str) -> str | None:
+    """Where an optional input goes: "detector" (a Detector option), "detect" (a detect() argument), or None when
+    this version of zsad does not have the feature yet (the page then says so instead of failing)."""
+    init, detect = _detector_parameters()
+    if name in init:
+        return "detector"
+    if name in detect:
+        return "detect"
+    return None
+
+
+def preset_names() -> list[str]:
+    """Named presets, when the presets feature is installed (``zsad.presets``); else none."""
+    try:
+        import zsad.presets as presets  # type: ignore[import-not-found]
+    except ImportError:
+        return []
+    for attr in ("preset_names", "list_presets"):
+        if callable(getattr(presets, attr, None)):
+            return list(getattr(presets, attr)())
+    return sorted(getattr(presets, "PRESETS", {}) or [])
+
+
+def prompt_choices() -> list[str]:
+    """Prompt sets shipped in ``zsad.prompts`` (YAML) and learned heads when a registry lists them."""
+    from importlib import resources
+
+    names = sorted(p.name.rsplit(".", 1)[0] for p in resources.files("zsad.prompts").iterdir()
+                   if p.name.endswith((".yaml", ".yml")))
+    try:
+        from zsad.scoring import text_heads
+
+        lister = getattr(text_heads, "learned_head_names", None)
+        if callable(lister):
+            names += [f"learned:{name}" for name in lister()]
+    except ImportError:  # pragma: no cover - text heads are part of the core
+        pass
+    return names
+
+
+# -- the model, loaded once per (backbone, settings) -------------------------------------------------------------
+
+class DetectorCache:
+    """A few loaded detectors, least recently used dropped first; one lock so two sessions never load the same model
+    twice. ``factory`` builds a detector from options (``zsad.detector.Detector`` by default)."""
+
+    def __init__(self, size: int = 2, factory: Callable[..., Any] | None = None):
+        self.size = max(1, size)
+        self.factory = factory
+        self.loads = 0
+        self._items: OrderedDict[tuple, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, **options) -> Any:
+        options = {k: v for k, v in options.items() if v not in (None, "")}
+        key = tuple(sorted((k, repr(v)) for k, v in options.items()))
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            factory = self.factory
+            if factory is None:
+                from zsad.detector import Detector as factory
+            detector = factory(**options)
+            self.loads += 1
+            self._items[key] = detector
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+            return detector
+
+
+# -- one run ---------------------------------------------------------------------------------------------------
+
+@dataclass
+class RunState:
+    """What a page keeps of its last run (in ``gr.State``): enough to redraw everything at a new threshold."""
+
+    results: list[AnomalyResult]
+    images: list[Image.Image | None]  # display copies, None where the file could not be read
+    value_range: tuple[float, float]
+    auto_threshold: float | None
+    auto_rule: str
+    notes: list[str] = field(default_factory=list)  # what the page should tell the user about this run
+    workdir: str | None = None  # this run's folder for results.csv (rewritten in place when the threshold moves)
+
+    @property
+    def scores(self) -> list[float]:
+        return [r.score for r in self.results if r.ok and r.score is not None]
+
+
+@dataclass
+class RunRequest:
+    """The page's inputs for one run."""
+
+    images: list[str]
+    references: list[str] | None = None
+    object_name: str | None = None
+    definition: str | None = None
+    method: str = "auto"
+    prompts: str | None = None
+    preset: str | None = None
+    backbone: str | None = None
+    threshold: float | None = None  # None: the detector's rule; a number: fixed (the slider)
+
+
+def _paths(files) -> list[str]:
+    """Gradio file values (paths, or objects with .name / .path) -> paths."""
+    out = []
+    for item in files or []:
+        if isinstance(item, (str, Path)):
+            out.append(str(item))
+        elif isinstance(item, dict):
+            out.append(str(item.get("path") or item.get("name")))
+        else:
+            out.append(str(getattr(item, "path", None) or getattr(item, "name")))
+    return out
+
+
+def check_request(request: RunRequest, settings: DemoSettings) -> RunRequest:
+    """Refuse what would only fail later, with a message the page shows."""
+    images = _paths(request.images)
+    references = _paths(request.references) or None
+    if not images:
+        raise ZsadError("no test images: upload one or more images (or press 'Use example images') and run again")
+    if len(images) > settings.max_images:
+        raise ZsadError(f"{len(images)} test images uploaded; this demo takes at most {settings.max_images} per run. "
+                        "Remove some and run again")
+    if references and len(references) > settings.max_references:
+        raise ZsadError(f"{len(references)} reference images uploaded; at most {settings.max_references} are used. "
+                        "Remove some and run again")
+    return replace(request, images=images, references=references)
+
+
+def run_detection(cache: DetectorCache, request: RunRequest, settings: DemoSettings,
+                  status: Callable[[float, str], None] | None = None) -> RunState:
+    """Load (or reuse) the detector, score the images, keep what the views need. ``ZsadError`` for every problem the
+    user can fix; unreadable images come back as error results (the others are scored)."""
+    from zsad.data.images import load_image
+
+    request = check_request(request, settings)
+    notes: list[str] = []
+    detector_options: dict[str, Any] = {
+        "backbone": request.backbone or settings.backbone, "device": settings.device, "method": request.method,
+        "prompts": request.prompts or None,
+    }
+    detect_options: dict[str, Any] = {}
+    for name, value in (("preset", request.preset or settings.preset), ("define", request.definition)):
+        value = value.strip() if isinstance(value, str) else value
+        if not value:
+            continue
+        target = feature_target(name)
+        if target == "detector":
+            detector_options[name] = value
+        elif target == "detect":
+            detect_options[name] = value
+        else:
+            label = {"preset": "presets", "define": "definitions of anomalies in words"}[name]
+            notes.append(f"{label} are not available in this version of zsad; '{value}' was ignored")
+    if status:
+        status(0.02, f"loading {detector_options['backbone']}")
+    detector = cache.get(**detector_options)
+    if status:
+        status(0.1, f"scoring {len(request.images)} image(s)")
+    results = detector.detect(request.images, references=request.references, object_name=request.object_name or None,
+                              progress=True, **detect_options)
+    results = _unique_names(results)
+    images = []
+    for result in results:
+        image = None
+        if result.ok:
+            try:
+                image = load_image(result.path).image
+                image.thumbnail((DISPLAY_SIDE, DISPLAY_SIDE), Image.BILINEAR)
+            except ZsadError:
+                image = None
+        images.append(image)
+    scored = [r for r in results if r.ok]
+    from zsad.outputs import display_range
+
+    state = RunState(results=results, images=images, value_range=display_range(scored),
+                     auto_threshold=scored[0].threshold if scored else None,
+                     auto_rule=scored[0].threshold_rule if scored else "", notes=notes)
+    for result in results:
+        if result.error:
+            notes.append(f"{result.name}: {result.error}")
+    if not scored:
+        notes.append("no image could be scored; check the files and run again")
+    elif request.threshold is not None:
+        state = apply_threshold(state, request.threshold)
+    elif state.auto_threshold is None:
+        notes.append(f"{state.auto_rule}; or move the threshold slider to decide")
+    return state
+
+
+def _unique_names(results: list[AnomalyResult]) -> list[AnomalyResult]:
+    """Two uploads with the same file name get "name (2)", so table rows and captions stay distinguishable."""
+    seen: dict[str, int] = {}
+    out = []
+    for result in results:
+        seen[result.name] = seen.get(result.name, 0) + 1
+        out.append(result if seen[result.name] == 1 else replace(result, name=f"{result.name} ({seen[result.name]})"))
+    return out
+
+
+def apply_threshold(state: RunState, threshold: float) -> RunState:
+    """Verdicts and explanations at ``threshold`` from the stored scores (no model call)."""
+    from zsad.explain import FactualExplainer
+
+    explainer = FactualExplainer()
+    results = []
+    for result in state.results:
+        if result.ok and result.score is not None:
+            result = replace(result, threshold=float(threshold), threshold_rule=SLIDER_RULE,
+                             is_anomalous=bool(result.score >= threshold))
+            result.explanation = explainer.explain(result, list(result.regions))
+        results.append(result)
+    notes = [n for n in state.notes if not n.startswith("no verdict")]
+    return replace(state, results=results, notes=notes)
+
+
+def slider_bounds(state: RunState) -> tuple[float, float, float]:
+    """(minimum, maximum, value) of the threshold slider for this run: the scores' range with a margin."""
+    scores = state.scores
+    if not scores:
+        return 0.0, 1.0, 0.5
+    low, high = min(scores), max(scores)
+    margin = max((high - low) * 0.05, 1e-3 * max(1.0, abs(high)))
+    value = state.results[[r.ok for r in state.results].index(True)].threshold
+    if value is None:
+        value = float(np.median(scores))
+    low, high = min(low - margin, value), max(high + margin, value)
+    digits = max(0, 3 - int(np.floor(np.log10(max(high - low, 1e-12)))))  # about 4 significant digits of the span
+    return (float(np.floor(low * 10**digits) / 10**digits), float(np.ceil(high * 10**digits) / 10**digits),
+            float(round(value, digits + 1)))
+
+
+# -- views -----------------------------------------------------------------------------------------------------
+
+def caption(result: AnomalyResult) -> str:
+    if not result.ok:
+        return f"{result.name}: error"
+    return f"{result.name}: {result.verdict}, score {result.score:.4g}"
+
+
+def _error_tile(result: AnomalyResult, side: int = 256) -> Image.Image:
+    tile = Image.new("RGB", (side, side), (70, 70, 70))
+    draw = ImageDraw.Draw(tile)
+    draw.text((10, side // 2 - 20), "could not be read", fill=(255, 200, 200))
+    draw.text((10, side // 2), result.name[:40], fill=(230, 230, 230))
+    return tile
+
+
+def gallery(state: RunState) -> list[tuple[Image.Image, str]]:
+    """One picture per input, in input order: overlay (outlines only on anomalous images) or an error tile."""
+    from zsad.outputs import overlay
+
+    items = []
+    for result, image in zip(state.results, state.images):
+        if not result.ok or image is None:
+            items.append((_error_tile(result), caption(result)))
+            continue
+        shown = result if result.is_anomalous else replace(result, regions=())
+        items.append((overlay(image, shown, state.value_range), caption(result)))
+    return items
+
+
+def detail(state: RunState, index: int) -> tuple[Image.Image | None, str, str]:
+    """The selected image large with its numbered top regions (red: anomalous verdict, white: strongest regions of a
+    normal one), its explanation, and what the reasoning layer said (rules), if it ran."""
+    from zsad.outputs import overlay
+
+    if not state.results:
+        return None, "", ""
+    index = min(max(0, int(index)), len(state.results) - 1)
+    result, image = state.results[index], state.images[index]
+    if not result.ok or image is None:
+        return _error_tile(result, 384), f"**{result.name}**: {result.explanation or result.error}", ""
+    picture = overlay(image, replace(result, regions=()), state.value_range)
+    draw = ImageDraw.Draw(picture)
+    scale = image.size[0] / result.original_size[0]
+    width = max(2, round(min(image.size) / 100))
+    colour = _OUTLINE[result.is_anomalous]
+    for number, region in enumerate(result.regions, start=1):
+        x0, y0, x1, y1 = (round(v * scale) for v in region.box)
+        draw.rectangle([x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)], outline=colour, width=width)
+        draw.text((x0 + width + 1, y0 + width), str(number), fill=colour)
+    lines = [f"**{result.name}**: {result.verdict}, score {result.score:.4g}", "", result.explanation]
+    if result.regions:
+        lines += ["", "Regions (numbered on the image):"]
+        lines += [f"{n}. {region.describe()}, peak {region.peak:.4g}" for n, region in enumerate(result.regions, 1)]
+    return picture, "\n".join(lines), rules_text(result)
+
+
+def rules_text(result: AnomalyResult) -> str:
+    """The reasoning layer's output for one image (``result.reasoning``), or a note that it is off."""
+    reasoning = result.reasoning
+    if not reasoning:
+        return "The reasoning layer is off for this run: no rules were induced."
+    lines = []
+    for key in ("verdict", "rules", "normal_rules", "anomaly_rules", "cited_rules", "explanation"):
+        value = reasoning.get(key)
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            lines.append(f"**{key.replace('_', ' ')}**")
+            lines += [f"- {item}" for item in value]
+        else:
+            lines.append(f"**{key.replace('_', ' ')}**: {value}")
+    rest = {k: v for k, v in reasoning.items()
+            if k not in ("verdict", "rules", "normal_rules", "anomaly_rules", "cited_rules", "explanation")}
+    lines += [f"**{k}**: {v}" for k, v in rest.items()]
+    return "\n".join(lines)
+
+
+def table_rows(state: RunState) -> list[list]:
+    rows = []
+    for number, result in enumerate(state.results, start=1):
+        rows.append([
+            number, result.name,
+            None if result.score is None else round(result.score, 5),
+            result.verdict,
+            None if result.threshold is None else round(result.threshold, 5),
+            len(result.regions),
+            "+".join(result.evidence) or result.error,
+        ])
+    return rows
+
+
+def summary(state: RunState) -> str:
+    counts = {"anomalous": 0, "normal": 0, "undecided": 0, "error": 0}
+    for result in state.results:
+        counts[result.verdict] += 1
+    first = next((r for r in state.results if r.ok), None)
+    rule = "" if first is None else (
+        f" Threshold {first.threshold:.4g} ({first.threshold_rule})." if first.threshold is not None
+        else f" No threshold ({first.threshold_rule}).")
+    parts = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+    return f"{len(state.results)} image(s): {parts}.{rule}"
+
+
+def write_csv(state: RunState, folder: str | Path | None = None) -> str:
+    """results.csv of the run as shown (one row per image, same columns as ``zsad detect``'s CSV)."""
+    if folder is None:
+        if state.workdir is None:
+            state.workdir = tempfile.mkdtemp(prefix="zsad-demo-run-")
+        folder = state.workdir
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [flat_record(result.to_record()) for result in state.results]
+    columns: list[str] = []
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    path = folder / "results.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return str(path)
+
+
+def make_examples(folder: str | Path, n_good: int = 6, size: int = 256, seed: int = 0) -> tuple[list[str], list[str]]:
+    """Synthetic pill images (``zsad synth``): test images (good + one of each defect type) and good references."""
+    from zsad.data.images import list_images
+    from zsad.data.synth import generate_dataset
+
+    import shutil
+
+    folder = Path(folder)
+    root = generate_dataset(folder / "synth", categories=["pill"], n_train=3, n_test_good=n_good, n_test_defect=1,
+                            size=size, seed=seed, overwrite=True) / "pill"
+    flat = {"test": folder / "test", "references": folder / "references"}
+    copies: dict[str, list[str]] = {"test": [], "references": []}
+    for kind, source in (("test", root / "test"), ("references", root / "train")):
+        flat[kind].mkdir(parents=True, exist_ok=True)
+        for path in list_images([source]):  # test/hole/000.png -> test/hole_000.png: file names stay unique
+            target = flat[kind] / f"{path.parent.name}_{path.name}"
+            shutil.copyfile(path, target)
+            copies[kind].append(str(target))
+    return copies["test"], copies["references"]
