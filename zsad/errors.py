@@ -20,3 +20,16 @@ class WeightsUnavailableError(ZsadError):
 
 class DatasetError(ZsadError):
     """A dataset root, split file or manifest is missing or malformed."""
+
+
+def require(module: str, extra: str):
+    """Import an optional dependency, or say which extra installs it (``pip install 'zsad[demo]'``)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ZsadError(
+            f"this feature needs the Python package {module.split('.')[0]!r}; install it with: "
+            f"pip install 'zsad[{extra}]'"
+        ) from None

@@ -1,4 +1,4 @@
-"""``zsad`` command line: detect, eval, report, train, adapters, synth.
+"""``zsad`` command line: detect, eval, report, train, adapters, synth, demo.
 
 Expected problems (bad paths, missing weights, bad options) print one line ``zsad: error: ...`` and exit 2; a run
 where every image failed exits 1; anything else is a bug and keeps its traceback. Options are checked before any
@@ -243,6 +243,7 @@ def cmd_synth(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from zsad import __version__
     from zsad.data.synth import DEFECT_TYPES, SYNTH_CATEGORIES
+    from zsad.demo import add_demo_parser
     from zsad.evaluation.cli import add_eval_arguments
     from zsad.learning.cli import add_adapters_parser, add_train_parser, run_adapters, run_train
     from zsad.reasoning import add_reasoning_options
@@ -289,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--size", type=int, default=256, help="image side in px")
     synth.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
     synth.set_defaults(run=cmd_synth)
+
+    add_demo_parser(commands)
     return parser
 
 

@@ -329,10 +329,9 @@ def hf_samples(
     bytes are written once to ``cache_dir`` (default ``~/.cache/zsad/datasets/<fingerprint>``) so every sample has
     a path like every other layout, and so reports can show them.
     """
-    try:
-        import datasets as hf
-    except ImportError:  # pragma: no cover - datasets is a dependency of the eval extra
-        raise DatasetError("reading Hugging Face data sets needs the 'datasets' package: pip install datasets") from None
+    from zsad.errors import require
+
+    hf = require("datasets", "train")
     _check_split(split)
     data = _hf_open(hf, Path(source) if Path(source).exists() else source, split)
     columns = set(data.column_names)

@@ -30,7 +30,9 @@ def _messages(lines: list[str]) -> str:
 def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None = None,
               examples_dir: str | None = None):
     """The ``gr.Blocks`` app (not launched). ``examples_dir``: where start-up example images are written."""
-    import gradio as gr
+    from zsad.errors import require
+
+    gr = require("gradio", "demo")
     import pandas as pd
 
     from zsad.backbones import DEFAULT_BACKBONE, TINY_BACKBONES

@@ -46,7 +46,9 @@ def hf_items(source: str | Path, split: str = "train", image_column: str = "imag
              label_column: str = "label", category_column: str = "category") -> list[TrainItem]:
     """Items from a ``datasets`` data set: a ``save_to_disk`` folder, a parquet file/folder, or a hub name
     (offline: from the local cache)."""
-    import datasets
+    from zsad.errors import require
+
+    datasets = require("datasets", "train")
 
     path = Path(str(source)).expanduser()
     try:

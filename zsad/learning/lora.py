@@ -52,7 +52,10 @@ def _pattern(towers: tuple[str, ...]) -> str:
 
 def apply_lora(backbone, settings: LoraSettings) -> list[nn.Parameter]:
     """Inject LoRA layers into ``backbone.model``; returns the new trainable parameters."""
-    from peft import LoraConfig, inject_adapter_in_model
+    from zsad.errors import require
+
+    peft = require("peft", "train")
+    LoraConfig, inject_adapter_in_model = peft.LoraConfig, peft.inject_adapter_in_model
 
     model = backbone.model
     if any("lora_" in name for name, _ in model.named_parameters()):

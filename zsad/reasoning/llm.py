@@ -44,7 +44,7 @@ from typing import Any, Callable, Sequence
 
 from pydantic import BaseModel, ValidationError
 
-from zsad.errors import ZsadError
+from zsad.errors import ZsadError, require
 
 
 class ReasoningError(ZsadError):
@@ -274,10 +274,7 @@ class OpenAIChatLLM(LLM):
     def _get_client(self):
         with self._client_lock:
             if self._client is None:
-                try:
-                    import openai
-                except ImportError:
-                    raise ZsadError("the openai LLM backend needs the openai package: pip install 'openai>=1.40'") from None
+                openai = require("openai", "llm")
                 key = "not-needed"
                 if self.config.api_key_env:
                     key = os.environ.get(self.config.api_key_env, "")
@@ -307,7 +304,7 @@ class OpenAIChatLLM(LLM):
         return request
 
     def _complete(self, messages, schema, urls) -> str:
-        import openai
+        openai = require("openai", "llm")
 
         client = self._get_client()
         request = self._request(messages, schema, urls)
