@@ -108,11 +108,11 @@ def _section(config, path: str, fields: dict):
         current = getattr(current, part)
     if isinstance(current, dict):
         return _set(config, path, {**current, **fields})
-    for key, value in fields.items():
-        if not hasattr(current, key):
-            raise ZsadError(f"unknown setting {path}.{key}; known: {', '.join(vars(current))}")
-        config = _set(config, f"{path}.{key}", tuple(value) if isinstance(value, list) else value)
-    return config
+    unknown = [key for key in fields if not hasattr(current, key)]
+    if unknown:
+        raise ZsadError(f"unknown setting {path}.{unknown[0]}; known: {', '.join(vars(current))}")
+    values = {key: tuple(value) if isinstance(value, list) else value for key, value in fields.items()}
+    return _set(config, path, replace(current, **values))  # all at once: fields may depend on each other
 
 
 def apply_options(config: DetectorConfig, options: dict[str, Any]) -> DetectorConfig:

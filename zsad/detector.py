@@ -87,8 +87,10 @@ class Detector:
 
     Options (``object_name``, ``method``, ``input_size``, ``layers``, ``threshold``, ...: see ``zsad.config.OPTIONS``)
     or a full ``config=DetectorConfig(...)``, not both. ``text_head`` and ``explainer`` replace the configured ones.
+    ``preset``: a published setting by name or YAML file (``zsad.presets``); options override its fields.
     ``reasoning`` (a ``zsad.reasoning.ReasoningSetup``: a definition in words, rules, an LLM) supplies the text head,
-    the concept transform of CLIP features for reference and mutual scoring, the explainer and the verdict policy.
+    the concept transform of CLIP features for reference and mutual scoring, the explainer and the verdict policy;
+    ``define="cracks are defects; colour differences are normal"`` is the short form for a definition parsed offline.
     """
 
     def __init__(
@@ -97,24 +99,30 @@ class Detector:
         pretrained: str | None = None,
         *,
         config: DetectorConfig | None = None,
+        preset: str | None = None,
         text_head: TextHead | str | None = None,
         explainer: Explainer | None = None,
         reasoning=None,
+        define: str | None = None,
         **options,
     ):
         if config is not None:
-            given = sorted(k for k, v in {"backbone": backbone, "pretrained": pretrained, **options}.items()
-                           if v is not None)
+            given = sorted(k for k, v in {"backbone": backbone, "pretrained": pretrained, "preset": preset,
+                                          **options}.items() if v is not None)
             if given:
                 raise ZsadError(f"pass either config= or options, not both: {given} would be ignored; "
                                 "use zsad.config.build_config(config, ...) to change a config")
             validate(config)
         else:
-            config = build_config(backbone=backbone, pretrained=pretrained, **options)
+            config = build_config(preset=preset, backbone=backbone, pretrained=pretrained, **options)
         self.config = config
         self.device = resolve_device(config.device)
         self.dtype = resolve_precision(config.precision, self.device)
         self.backbone = load_backbone(config.backbone).to(self.device)
+        if define is not None and reasoning is None:
+            from zsad.reasoning import ReasoningSetup, parse_definition
+
+            reasoning = ReasoningSetup(definition=parse_definition(define))
         self.reasoning = reasoning
         self.feature_transform = None  # Features -> Features for scorers outside the text space, or None
         if reasoning is not None:
@@ -130,6 +138,7 @@ class Detector:
                 raise ZsadError(f"unknown explainer {config.explainer!r}; use one of {', '.join(EXPLAINERS)}")
             explainer = EXPLAINERS[config.explainer]()
         self.explainer = explainer
+        self.last_run: dict[str, Any] = {}  # what the last detect() ran, resolved (scorer settings), for reports
 
     # -- the backbone ---------------------------------------------------------------------------------------------
 
@@ -235,6 +244,7 @@ class Detector:
             journal = None
         errors, scored, evidence, scorers = self._score([sources[i] for i in share], scorers, run, journal, state,
                                                         n_planned=len(planned))
+        self.last_run = {"evidence": {scorer.name: scorer.describe() for scorer in scorers}}
         if num_processes(state) > 1:
             errors, scored, evidence = _gather(state, share, errors, scored, evidence, scorers)
             if not state.is_main_process:
@@ -374,6 +384,7 @@ class Detector:
             "text_head": None if self.text_head is None else self.text_head.describe(),
             "explainer": self.explainer.describe(),
             **({"reasoning": self.reasoning.describe()} if self.reasoning is not None else {}),
+            **self.last_run,
         }
 
     def calibrate(self, images, labels, references=None, object_name: str | None = None,

@@ -258,7 +258,7 @@ def test_official_config_names_the_official_settings():
 
 def test_bad_official_options_raise_clear_errors():
     with pytest.raises(ZsadError, match="upsample_size"):
-        MutualConfig(image_score_from="upsampled_max")
+        mutual_scores(torch.randn(3, 1, 2, 2, 4), None, MutualConfig(image_score_from="upsampled_max"))
     with pytest.raises(ZsadError, match="image_score_from"):
         MutualConfig(image_score_from="max")
     with pytest.raises(ZsadError, match="rscin_cls"):

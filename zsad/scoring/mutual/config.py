@@ -59,7 +59,8 @@ class MutualConfig:
         device of the input tokens.
     image_score_from: "grid_max" (default) takes the image score before RsCIN as the max of the patch-grid map;
         "upsampled_max" takes the max of the map bilinearly upsampled to ``upsample_size`` x ``upsample_size``
-        (as the official code, models/musc.py lines 225-226 and 240), which needs ``upsample_size``.
+        (as the official code, models/musc.py lines 225-226 and 240), which needs ``upsample_size`` (the mutual
+        scorer uses the backbone's input size when it is None).
     upsample_size, upsample_align_corners: the upsampling used by "upsampled_max" (the official code: the input
         size, align_corners=True). Maps returned by ``mutual_scores`` stay on the patch grid either way; the
         matching map post-processing is ``output.official_postprocess(input_size)``.
@@ -110,9 +111,5 @@ class MutualConfig:
             )
         if self.upsample_size is not None and (int(self.upsample_size) != self.upsample_size or self.upsample_size < 1):
             raise ZsadError(f"upsample_size={self.upsample_size} must be a positive number of pixels, or None")
-        if self.image_score_from == "upsampled_max" and self.upsample_size is None:
-            raise ZsadError(
-                "image_score_from='upsampled_max' needs upsample_size (the backbone's input size, e.g. 518)"
-            )
         if self.rscin_cls not in RSCIN_CLS:
             raise ZsadError(f"rscin_cls={self.rscin_cls!r} must be one of {', '.join(RSCIN_CLS)}")

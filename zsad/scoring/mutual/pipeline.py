@@ -92,6 +92,9 @@ def mutual_scores(
     grid = total.view(n_images, h, w)
     maps = grid.float()
     if config.image_score_from == "upsampled_max":
+        if config.upsample_size is None:
+            raise ZsadError("image_score_from='upsampled_max' needs upsample_size (the backbone's input size, e.g. "
+                            "518); the mutual scorer fills it in from the backbone")
         scores = upsampled_max(grid, config.upsample_size, align_corners=config.upsample_align_corners).float()
     else:
         scores = maps.flatten(1).amax(dim=1)
