@@ -107,8 +107,8 @@ def load_dinov2(name: str) -> nn.Module:
     source = DINOV2_IDS.get(name, name)
     is_local = Path(source).is_dir()
     fix = (
-        f"Download it on a machine with internet (huggingface-cli download {source}) and pass the folder: "
-        f"--backbone /path/to/{source.split('/')[-1]}"
+        f"Download it on a machine with internet (hf download {source} --local-dir {source.split('/')[-1]}) and "
+        f"pass the folder: --backbone /path/to/{source.split('/')[-1]}"
     )
     if not is_local:
         # Resolve the hub cache ourselves: transformers may still probe the network with local_files_only=True.

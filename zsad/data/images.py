@@ -28,6 +28,7 @@ Decisions:
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from collections.abc import Iterable
@@ -169,18 +170,39 @@ def list_images(paths: Iterable[str | Path] | str | Path) -> list[Path]:
 
 
 def _images_in(folder: Path) -> list[Path]:
+    """Image files under ``folder``, plus entries that only *look* like images (broken links, symlink loops):
+    those are kept so that loading reports them as skipped instead of them silently disappearing."""
+    try:
+        next(os.scandir(folder), None)
+    except OSError as exc:
+        raise DatasetError(f"{folder}: folder cannot be read ({exc.strerror or exc}); check its permissions") from None
     images = []
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
         if any(part.startswith(".") for part in relative.parts):
             continue
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if path.is_symlink() and not _resolves(path):
+            images.append(path)  # broken link or loop: reported when loaded
+        elif path.is_file():
             images.append(path)
     return images
 
 
+def _resolves(path: Path) -> bool:
+    try:
+        path.resolve(strict=True)
+        return True
+    except (OSError, RuntimeError):  # missing target, or a loop
+        return False
+
+
 def _open_file(path: Path) -> Image.Image:
     """Open and fully decode an image file, turning every failure into a one-line ``ImageLoadError``."""
+    if path.is_symlink() and not _resolves(path):
+        raise ImageLoadError(f"{path}: broken symbolic link (its target is missing or links back to itself); "
+                             "fix or remove the link")
     if not path.exists():
         raise ImageLoadError(f"{path}: file does not exist; check the path")
     if path.is_dir():

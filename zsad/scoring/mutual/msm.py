@@ -130,8 +130,10 @@ def msm_blocks(
     *,
     ref_chunk: int | None = None,
     memory_mb: float = 2048.0,
+    on_block=None,
 ) -> torch.Tensor:
     """Patch scores [N, P] (float32) for the queries of ``blocks``; rows of images in no block are 0.
+    ``on_block()`` is called after each query block (progress reporting).
 
     Rows are independent, so scoring disjoint sets of blocks (on different processes) and summing the results
     gives exactly the result of scoring all blocks at once.
@@ -145,6 +147,8 @@ def msm_blocks(
     for block in blocks:
         rc = ref_chunk or ref_chunk_for(len(block.queries), n_patches, dim, memory_mb)
         scores[block.queries.to(z.device)] = score_block(z, sq_norms, block, interval, rc)
+        if on_block is not None:
+            on_block()
     return scores
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from zsad.errors import ZsadError
 from zsad.scoring.base import AnomalyMaps
@@ -49,11 +50,13 @@ def mutual_scores(
     config: MutualConfig | None = None,
     *,
     state: Any | None = None,
+    progress: bool = False,
 ) -> AnomalyMaps:
     """Score a batch of unlabeled images against each other.
 
     patch_tokens: [N, L, h, w, C] from one backbone pass (any float dtype; float16 halves the memory).
     cls: [N, D] image embeddings for RsCIN, or None to keep the raw max-of-map scores.
+    progress: a progress bar over (layer, radius, query block) steps, for long runs.
     state: an accelerate ``PartialState``/``Accelerator`` to split the work between processes; every process
         must pass the same tokens and gets the same result.
     Returns maps [N, h, w] on the patch grid (float32) and scores [N], on the tokens' device.
@@ -79,14 +82,17 @@ def mutual_scores(
     mine = my_share(blocks, state)
 
     total = torch.zeros(n_images, n_patches, dtype=torch.float64, device=device)
+    bar = tqdm(total=n_layers * len(config.radii) * len(mine), desc="mutual scoring", unit="block",
+               disable=not progress)
     for layer in range(n_layers):
         for r in config.radii:
             z = lnamd(patch_tokens[:, layer], r, l2_normalize=config.l2_normalize, out_dtype=store, device=device)
             total += msm_blocks(
                 z.view(n_images, n_patches, dim), mine, config.interval,
-                ref_chunk=config.ref_chunk, memory_mb=config.memory_mb,
+                ref_chunk=config.ref_chunk, memory_mb=config.memory_mb, on_block=lambda: bar.update(1),
             )
             del z
+    bar.close()
     total = sum_across_processes(total, state) / (n_layers * len(config.radii))
 
     grid = total.view(n_images, h, w)

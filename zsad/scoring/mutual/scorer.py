@@ -70,7 +70,8 @@ class MutualScorer(Scorer):
         config = self.resolved_config(tokens.shape)
         if self.run.progress and (state is None or state.is_main_process):
             print(self.plan.describe(), file=sys.stderr)
-        result = mutual_scores(tokens, cls, config, state=state)
+        result = mutual_scores(tokens, cls, config, state=state,
+                               progress=self.run.progress and (state is None or state.is_main_process))
         self.tokens, self.cls = None, []
         return AnomalyMaps(result.maps.float().cpu(), result.scores.float().cpu(), self.name)
 
