@@ -124,10 +124,10 @@ def test_unavailable_weights_is_a_zsad_error(examples):
         run_detection(cache, RunRequest(images=examples[0][:1], backbone="ViT-B-16"), SETTINGS)
 
 
-def test_unknown_features_are_notes_not_failures(cache, examples, monkeypatch):
-    import zsad.demo.session as session
-
-    monkeypatch.setattr(session, "feature_target", lambda name: None)
+def test_a_definition_in_words_reaches_the_detector(cache, examples):
     state = run_detection(cache, RunRequest(images=examples[0][:2], definition="scratches are defects"), SETTINGS)
     assert all(r.ok for r in state.results)
-    assert any("definitions of anomalies in words are not available" in note for note in state.notes)
+    detector = next(reversed(cache._items.values()))
+    assert detector.reasoning.definition.defects
+
+

@@ -11,7 +11,7 @@ import os
 import tempfile
 
 from zsad.demo.session import (
-    DemoSettings, DetectorCache, RunRequest, RunState, apply_threshold, detail, feature_target, gallery, make_examples,
+    DemoSettings, DetectorCache, RunRequest, RunState, apply_threshold, detail, gallery, make_examples,
     preset_names, prompt_choices, run_detection, slider_bounds, summary, table_rows, write_csv, TABLE_COLUMNS,
 )
 from zsad.errors import ZsadError
@@ -20,7 +20,6 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 
 log = logging.getLogger("zsad.demo")
 AUTO, SLIDER = "automatic (batch rule)", "slider"
-NOT_YET = "(not available in this version of zsad)"
 
 
 def _messages(lines: list[str]) -> str:
@@ -62,7 +61,7 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
         request = RunRequest(
             images=files, references=references, object_name=object_name, definition=definition, method=method,
             prompts=None if not prompts or prompts == "(default)" else prompts,
-            preset=None if not preset or preset in ("(none)", NOT_YET) else preset,
+            preset=None if not preset or preset == "(none)" else preset,
             backbone=backbone, threshold=float(threshold) if mode == SLIDER else None,
         )
         try:
@@ -118,11 +117,9 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
                                          elem_id="object-name")
                 references = gr.File(label="Good reference images (optional: few-shot evidence)",
                                      file_count="multiple", file_types=["image"], elem_id="references")
-                define_ok = feature_target("define") is not None
                 definition = gr.Textbox(
                     label="What counts as a defect, in words (optional)", lines=2, elem_id="definition",
-                    placeholder=("scratches on the label are defects; colour differences are not" if define_ok
-                                 else NOT_YET), interactive=define_ok)
+                    placeholder="scratches on the label are defects; colour differences are not")
                 with gr.Accordion("Model and evidence", open=False):
                     backbone = gr.Dropdown(backbones, value=settings.backbone, label="Backbone",
                                            allow_custom_value=True, elem_id="backbone")
@@ -130,9 +127,8 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
                                          elem_id="method")
                     prompts = gr.Dropdown(["(default)", *prompt_choices()], value="(default)", allow_custom_value=True,
                                           label="Prompts (a prompt set, or learned:NAME)", elem_id="prompts")
-                    preset = gr.Dropdown(["(none)", *presets] if presets else [NOT_YET],
-                                         value=settings.preset or ("(none)" if presets else NOT_YET),
-                                         label="Preset", interactive=bool(presets), elem_id="preset")
+                    preset = gr.Dropdown(["(none)", *presets], value=settings.preset or "(none)",
+                                         label="Preset", elem_id="preset")
                 mode = gr.Radio([AUTO, SLIDER], value=AUTO, label="Verdict threshold", elem_id="threshold-mode")
                 threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.001, label="Threshold on the image score",
                                       elem_id="threshold")

@@ -29,7 +29,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
                         help="address to bind; 0.0.0.0 makes the app reachable from other machines (no login!)")
     parser.add_argument("--port", type=_port, default=7860, help="TCP port")
     parser.add_argument("--backbone", default=DEFAULT_BACKBONE, help=backbone_help())
-    parser.add_argument("--preset", default=None, help="named published setting (when presets are available)")
+    parser.add_argument("--preset", default=None, help="a published setting (see zsad detect --help) or a preset YAML file")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--max-images", type=_positive_int, default=32, help="test images per run")
     parser.add_argument("--max-references", type=_positive_int, default=16, help="reference images per run")
@@ -50,11 +50,9 @@ def add_demo_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def settings_from_args(args):
-    from zsad.demo.session import DemoSettings, feature_target, preset_names
+    from zsad.demo.session import DemoSettings, preset_names
 
-    if args.preset and feature_target("preset") is None:
-        raise ZsadError(f"--preset {args.preset}: presets are not available in this version of zsad; drop --preset")
-    if args.preset and preset_names() and args.preset not in preset_names():
+    if args.preset and not args.preset.endswith((".yaml", ".yml")) and args.preset not in preset_names():
         raise ZsadError(f"--preset {args.preset}: unknown preset; known: {', '.join(preset_names())}")
     return DemoSettings(backbone=args.backbone, preset=args.preset, device=args.device, max_images=args.max_images,
                         max_references=args.max_references, max_file_size=args.max_file_size,

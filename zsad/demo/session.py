@@ -10,7 +10,6 @@ and redraws overlays from the stored grid maps. ``Detector.detect`` is not calle
 from __future__ import annotations
 
 import csv
-import inspect
 import tempfile
 import threading
 from collections import OrderedDict
@@ -46,38 +45,10 @@ class DemoSettings:
     examples: bool = True  # generate synthetic example images at start-up
 
 
-# -- optional features that other parts of zsad add (presets, definitions in words, learned prompts) -------------
-
-def _detector_parameters() -> tuple[set[str], set[str]]:
-    from zsad.config import OPTIONS
-    from zsad.detector import Detector
-
-    init = set(inspect.signature(Detector.__init__).parameters) | set(OPTIONS)
-    detect = set(inspect.signature(Detector.detect).parameters)
-    return init, detect
-
-
-def feature_target(name: str) -> str | None:
-    """Where an optional input goes: "detector" (a Detector option), "detect" (a detect() argument), or None when
-    this version of zsad does not have the feature yet (the page then says so instead of failing)."""
-    init, detect = _detector_parameters()
-    if name in init:
-        return "detector"
-    if name in detect:
-        return "detect"
-    return None
-
-
 def preset_names() -> list[str]:
-    """Named presets, when the presets feature is installed (``zsad.presets``); else none."""
-    try:
-        import zsad.presets as presets  # type: ignore[import-not-found]
-    except ImportError:
-        return []
-    for attr in ("preset_names", "list_presets"):
-        if callable(getattr(presets, attr, None)):
-            return list(getattr(presets, attr)())
-    return sorted(getattr(presets, "PRESETS", {}) or [])
+    from zsad.presets import list_presets
+
+    return list_presets()
 
 
 def prompt_choices() -> list[str]:
@@ -202,26 +173,17 @@ def run_detection(cache: DetectorCache, request: RunRequest, settings: DemoSetti
         "backbone": request.backbone or settings.backbone, "device": settings.device, "method": request.method,
         "prompts": request.prompts or None,
     }
-    detect_options: dict[str, Any] = {}
     for name, value in (("preset", request.preset or settings.preset), ("define", request.definition)):
         value = value.strip() if isinstance(value, str) else value
-        if not value:
-            continue
-        target = feature_target(name)
-        if target == "detector":
+        if value:
             detector_options[name] = value
-        elif target == "detect":
-            detect_options[name] = value
-        else:
-            label = {"preset": "presets", "define": "definitions of anomalies in words"}[name]
-            notes.append(f"{label} are not available in this version of zsad; '{value}' was ignored")
     if status:
         status(0.02, f"loading {detector_options['backbone']}")
     detector = cache.get(**detector_options)
     if status:
         status(0.1, f"scoring {len(request.images)} image(s)")
     results = detector.detect(request.images, references=request.references, object_name=request.object_name or None,
-                              progress=True, **detect_options)
+                              progress=True)
     results = _unique_names(results)
     images = []
     for result in results:
