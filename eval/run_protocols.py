@@ -2,7 +2,7 @@
 
 Protocols (``PROTOCOLS``, data): zero-shot text, mutual (MuSc), k-shot few-shot for k = 1, 2, 4 over several seeds
 from fixed reference lists written once per data set (``reference_lists.json``), and auto (every evidence the
-inputs allow, fused). Each protocol names its backbone and method; ``--backbone-clip`` / ``--backbone-dino`` swap the
+inputs allow, fused: ``fuse=True``). Each protocol names its backbone and method; ``--backbone-clip`` / ``--backbone-dino`` swap the
 defaults (tiny random models, for smoke runs on a CPU) for real ones.
 
 Data sets: any number of ``KIND=ROOT`` (``mvtec=../shared/data/mvtec3d_rgb``, ``visa=/data/VisA`` ...) and, with
@@ -42,7 +42,7 @@ PROTOCOLS = [
     Protocol("zero-shot-text", "text", "clip"),
     Protocol("mutual", "mutual", "dino", options={"layers": (1,)}),
     *[Protocol(f"{k}-shot", "fewshot", "dino", shots=k, seeds=(0, 1, 2), options={"layers": (1,)}) for k in (1, 2, 4)],
-    Protocol("auto-fused", "auto", "clip"),
+    Protocol("auto-fused", "auto", "clip", options={"fuse": True}),
 ]
 
 
