@@ -47,8 +47,22 @@ def check_output_folder(out_dir: Path) -> Path:
     return out_dir
 
 
-def colorize(values: np.ndarray) -> np.ndarray:
-    """(H, W) values in [0, 1] -> (H, W, 3) uint8 colours."""
+def colorize(values: np.ndarray, rows: int = 128) -> np.ndarray:
+    """(H, W) values in [0, 1] -> (H, W, 3) uint8 colours.
+
+    Computed ``rows`` rows at a time: the float64 intermediates of a 2048 x 2048 overlay would otherwise take
+    about 400 MB at once (several [H, W, 3] float64 arrays), more than the decoded image being overlaid.
+    """
+    values = np.asarray(values)
+    if values.ndim < 2 or len(values) <= rows:
+        return _colorize(values)
+    out = np.empty((*values.shape, 3), dtype=np.uint8)
+    for start in range(0, len(values), rows):
+        out[start : start + rows] = _colorize(values[start : start + rows])
+    return out
+
+
+def _colorize(values: np.ndarray) -> np.ndarray:
     position = np.clip(values, 0, 1) * (len(_COLOR_STOPS) - 1)
     low = np.floor(position).astype(int).clip(0, len(_COLOR_STOPS) - 2)
     frac = (position - low)[..., None]
@@ -79,8 +93,10 @@ def overlay(image: Image.Image, result: AnomalyResult, value_range: tuple[float,
         image = image.resize(size, Image.BILINEAR)
     low, high = value_range
     heat = colorize((result.map_at(size) - low) / (high - low))
-    base = np.asarray(image.convert("RGB"), dtype=np.float32)
-    picture = Image.fromarray((base * (1 - alpha) + heat * alpha).astype(np.uint8))
+    # float32 blend in place: float64 temporaries of a 2048 px overlay are 100 MB each.
+    blend = np.asarray(image.convert("RGB"), dtype=np.float32) * np.float32(1 - alpha)
+    blend += heat.astype(np.float32) * np.float32(alpha)
+    picture = Image.fromarray(blend.astype(np.uint8))
     draw = ImageDraw.Draw(picture)
     scale = size[0] / result.original_size[0] if result.original_size else 1.0
     line = max(1, round(min(size) / 150))

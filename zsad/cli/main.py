@@ -148,7 +148,7 @@ def cmd_detect(args) -> int:
     from zsad.outputs import ScoreJournal, check_output_folder, write_results
     from zsad.scoring.fewshot import build_memory
 
-    state = _process_state()
+    state = _process_state(args.device)
     main_process = state is None or state.is_main_process
     _check_local_inputs(args)
     out = check_output_folder(Path(args.out)) if main_process else Path(args.out)
@@ -192,13 +192,19 @@ def cmd_detect(args) -> int:
     return 1 if len(failed) == len(results) else 0
 
 
-def _process_state():
-    """An accelerate state when launched as several processes (torchrun / accelerate launch), else None."""
+def _process_state(device: str = "auto"):
+    """An accelerate state when launched as several processes (torchrun / accelerate launch), else None.
+
+    Without CUDA (or with ``--device cpu``) accelerate must be told ``cpu=True``: otherwise, under torchrun on a
+    CPU-only machine, ``PartialState()`` reports a single process (DistributedType.NO) and every process would
+    score all images and write the results file itself.
+    """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
+    import torch
     from accelerate import PartialState
 
-    return PartialState()
+    return PartialState(cpu=device == "cpu" or (device == "auto" and not torch.cuda.is_available()))
 
 
 def _relaunch(processes: int) -> int:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from zsad.errors import DatasetError, ImageLoadError
 
@@ -114,6 +114,8 @@ def to_rgb(image: Image.Image, where: str = "<PIL image>") -> Image.Image:
         rgba = np.asarray(image.convert("RGBA")).astype(np.float64)
         premultiplied = rgba[..., :3] * (rgba[..., 3:4] / 255.0)  # == alpha-composite onto black
         return Image.fromarray(np.rint(premultiplied).astype(np.uint8), mode="RGB")
+    if mode == "RGB":
+        return image  # PIL's convert() to the same mode is a full copy
     try:
         return image.convert("RGB")
     except (ValueError, OSError) as exc:
@@ -244,6 +246,8 @@ def _decode(image: Image.Image, where: str) -> Image.Image:
 
 def _exif_transpose(image: Image.Image, where: str) -> Image.Image:
     try:
+        if image.getexif().get(ExifTags.Base.Orientation, 1) not in (2, 3, 4, 5, 6, 7, 8):
+            return image  # nothing to rotate; ImageOps.exif_transpose would return a full copy (243 MB at 81 Mpx)
         return ImageOps.exif_transpose(image)
     except Exception as exc:  # noqa: BLE001 - a malformed EXIF block must not make a readable image unusable
         warnings.warn(f"{where}: ignoring unreadable EXIF orientation ({_describe(exc)})", stacklevel=3)
