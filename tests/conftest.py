@@ -1,5 +1,6 @@
 """Shared fixtures. The suite never touches the network: HF_HUB_OFFLINE is set before anything imports the hub."""
 import os
+import sys
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -31,3 +32,13 @@ def synth_root(tmp_path_factory) -> Path:
 
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+# ``tests/standin_detector.py`` (a duck-typed detector for evaluation and report tests) importable as
+# ``standin_detector``: pytest runs with --import-mode=importlib, which puts no test folder on sys.path.
+if "standin_detector" not in sys.modules:
+    import importlib.util
+
+    _spec = importlib.util.spec_from_file_location("standin_detector", Path(__file__).parent / "standin_detector.py")
+    _module = importlib.util.module_from_spec(_spec)
+    sys.modules["standin_detector"] = _module
+    _spec.loader.exec_module(_module)
