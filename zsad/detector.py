@@ -126,8 +126,11 @@ class Detector:
         self.reasoning = reasoning
         self.feature_transform = None  # Features -> Features for scorers outside the text space, or None
         if reasoning is not None:
-            base_prompts = config.text.prompts if not config.text.prompts.count(":") else "winclip"
-            text_head = text_head or reasoning.text_head(self.backbone, base_prompts)
+            # Definitions and rules extend a prompt set; a head family (learned:, rules:) has none, so they extend
+            # WinCLIP's set instead.
+            is_family = ":" in config.text.prompts and not config.text.prompts.endswith((".yaml", ".yml"))
+            text_head = text_head or reasoning.text_head(self.backbone,
+                                                         "winclip" if is_family else config.text.prompts)
             self.feature_transform = reasoning.feature_transform(self.backbone, config.text.object_name)
             explainer = explainer or reasoning.explainer(self.backbone, config.text.object_name)
         self.text_head = None
