@@ -87,7 +87,8 @@ def overlay_size(size: tuple[int, int]) -> tuple[int, int]:
 
 
 def overlay(image: Image.Image, result: AnomalyResult, value_range: tuple[float, float], alpha: float = 0.5):
-    """The image with its heat map, region outlines and a legend strip (score, verdict, threshold, colour bar)."""
+    """The image with its heat map, outlines of its regions when it is anomalous, and a legend strip (score,
+    verdict, threshold, colour bar)."""
     size = overlay_size(image.size)
     if size != image.size:
         image = image.resize(size, Image.BILINEAR)
@@ -100,7 +101,8 @@ def overlay(image: Image.Image, result: AnomalyResult, value_range: tuple[float,
     draw = ImageDraw.Draw(picture)
     scale = size[0] / result.original_size[0] if result.original_size else 1.0
     line = max(1, round(min(size) / 150))
-    for region in result.regions:
+    # Outlines mark what the verdict calls anomalous; a normal image's strongest regions stay in results.json.
+    for region in result.regions if result.is_anomalous else ():
         x0, y0, x1, y1 = (round(v * scale) for v in region.box)
         draw.rectangle([x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)], outline=(255, 255, 255), width=line)
     return _with_legend(picture, result, value_range)
