@@ -32,6 +32,8 @@ def test_preset_fields_follow_the_published_settings():
     winclip = build_config(preset="winclip")
     assert winclip.backbone.windows == (2, 3) and winclip.backbone.input_size == 240 and winclip.method == "winclip"
     assert build_config(preset="zsad").fuse is True
+    dino = build_config(preset="musc-dinov2")
+    assert dino.resize == "bilinear" and dino.mutual.rscin_cls == "raw" and dino.backbone.name == "dinov2-large"
 
 
 def test_explicit_options_override_the_preset_and_user_files_work(tmp_path):
@@ -67,6 +69,22 @@ def test_detect_with_the_musc_preset_records_every_resolved_setting(tmp_path):
     assert settings["evidence"]["mutual"]["image_score_from"] == "upsampled_max"
     assert settings["evidence"]["mutual"]["groups"] == 1 and settings["sigma"] == 0
     assert settings["backbone"]["input_size"] == 224 and settings["backbone"]["quick_gelu"] is False
+
+
+def test_the_musc_preset_maps_are_the_official_upsampling(tmp_path):
+    """Official MuSc maps: bilinear with align_corners=True to the input size, no Gaussian."""
+    import numpy as np
+
+    from zsad.data.synth import generate_dataset
+    from zsad.detector import Detector
+    from zsad.scoring.mutual import official_postprocess
+
+    generate_dataset(tmp_path, categories=["grain"], n_train=0, n_test_good=3, n_test_defect=0, size=64)
+    detector = Detector(preset="musc", backbone="tiny-clip", input_size=224, layers=(1, 2, 3, 4))
+    result = detector.detect(tmp_path / "grain" / "test")[0]
+    expected = official_postprocess(224).apply(result.grid_map, (224, 224))
+    np.testing.assert_allclose(result.map_at((224, 224)), expected, atol=1e-6)
+    assert result.postprocess == official_postprocess(224)
 
 
 def test_detector_takes_a_preset_and_a_definition_in_words():

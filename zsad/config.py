@@ -40,6 +40,7 @@ class DetectorConfig:
     # "auto" runs the single strongest evidence the inputs allow; fuse=True runs every one and fuses them.
     fuse: bool = False
     align_corners: bool = False  # upsampling of grid maps (MuSc's official code: True)
+    resize: str = "bicubic"  # image resize to the input size: bicubic (CLIP) or bilinear (MuSc's DINO pipeline)
     # Settings of scorers that live outside the typed sections above, by scorer name (e.g. "winclip",
     # "anomalyclip"): each scorer builds its own config from its entry, so a new scorer needs no field here.
     scorer_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -86,6 +87,7 @@ OPTIONS: dict[str, tuple[str, Any]] = {
     "explainer": ("explainer", str),
     "fuse": ("fuse", bool),
     "align_corners": ("align_corners", bool),
+    "resize": ("resize", str),
     # whole sections, as dicts of their fields (preset files use these)
     "text": ("text", dict),
     "reference": ("reference", dict),
@@ -160,6 +162,8 @@ def validate(config: DetectorConfig) -> None:
         raise ZsadError(f"input size {size} px is too small; use at least one patch (e.g. 224 or 518), or omit it")
     if config.threshold.kind == "fixed" and not math.isfinite(config.threshold.value):
         raise ZsadError(f"threshold {config.threshold.value} is not a finite number; pass e.g. --threshold 0.5")
+    if config.resize not in ("bicubic", "bilinear"):
+        raise ZsadError(f"resize {config.resize!r} must be 'bicubic' or 'bilinear'")
     if config.sigma < 0 or not math.isfinite(config.sigma):
         raise ZsadError(f"sigma {config.sigma} must be a finite number >= 0 (0 = no smoothing)")
     if config.backbone.layers is not None and min(config.backbone.layers) < 1:

@@ -157,7 +157,8 @@ class Detector:
         batches = range(0, len(images), self.config.batch_size)
         for start in tqdm(batches, desc="features", disable=not progress or len(batches) < 2):
             chunk = images[start : start + self.config.batch_size]
-            batch = to_batch([i.image for i in chunk], self.backbone.input_size, self.backbone.mean, self.backbone.std)
+            batch = to_batch([i.image for i in chunk], self.backbone.input_size, self.backbone.mean, self.backbone.std,
+                             self.config.resize)
             with self._autocast():
                 features = self.backbone(batch.to(self.device))
             parts.append(features.to_cpu_float())
@@ -348,7 +349,7 @@ class Detector:
         if len(scorers) == 1:
             post = scorers[0].postprocess(self.backbone.input_size, self.config.sigma)
         else:
-            post = MapPostprocess(self.backbone.input_size, self.config.sigma)
+            post = MapPostprocess(self.backbone.input_size, self.config.sigma, self.config.align_corners)
         results = []
         for i, image in enumerate(tqdm(scored, desc="explaining", disable=not progress or len(scored) < 100)):
             score = float(scores[i])

@@ -11,10 +11,21 @@ import torch
 from PIL import Image
 
 
-def to_batch(images: list[Image.Image], size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    """[B, 3, size, size] float32 tensor from RGB PIL images."""
+RESAMPLING = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}
+
+
+def to_batch(images: list[Image.Image], size: int, mean: tuple[float, ...], std: tuple[float, ...],
+             resample: str = "bicubic") -> torch.Tensor:
+    """[B, 3, size, size] float32 tensor from RGB PIL images.
+
+    resample: "bicubic" (CLIP's preprocessing, the default) or "bilinear" (torchvision's ``Resize`` default, which
+    the official MuSc code uses for DINO backbones).
+    """
+    if resample not in RESAMPLING:
+        raise ValueError(f"resample must be one of {', '.join(RESAMPLING)}, got {resample!r}")
     arrays = [
-        np.asarray(image if image.size == (size, size) else image.resize((size, size), Image.BICUBIC), dtype=np.uint8)
+        np.asarray(image if image.size == (size, size) else image.resize((size, size), RESAMPLING[resample]),
+                   dtype=np.uint8)
         for image in images
     ]
     batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0)

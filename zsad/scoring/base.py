@@ -108,7 +108,7 @@ class Scorer:
         default). Methods whose published code smooths or upsamples differently override this."""
         from zsad.scoring.postprocess import MapPostprocess
 
-        return MapPostprocess(input_size, sigma)
+        return MapPostprocess(input_size, sigma, align_corners=self.detector.config.align_corners)
 
     def describe(self) -> dict[str, Any]:
         """The resolved settings of this scorer, for results.json."""
