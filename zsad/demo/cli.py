@@ -75,13 +75,7 @@ def run_demo(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = configure_parser(argparse.ArgumentParser(prog="python -m zsad.demo",
-                                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter))
-    args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except ZsadError as error:
-        print(f"zsad demo: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    """``python -m zsad.demo`` and ``demo/app.py``: the same as ``zsad demo`` (one error handling, in zsad.cli)."""
+    from zsad.cli.main import main as zsad_main
+
+    return zsad_main(["demo", *(sys.argv[1:] if argv is None else argv)])

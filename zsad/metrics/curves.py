@@ -115,14 +115,24 @@ def area_up_to(xs: np.ndarray, ys: np.ndarray, x_limit: float) -> float:
     return area
 
 
+def roc_corners(curve: RankingCurve) -> tuple[np.ndarray, np.ndarray]:
+    """(FPR, TPR) corners of the ROC curve, from (0, 0) to (1, 1); joined by straight lines, ties included."""
+    return _corners(curve, curve.tp / curve.n_pos, 1.0)
+
+
+def precision_recall(curve: RankingCurve) -> tuple[np.ndarray, np.ndarray]:
+    """(recall, precision) at every distinct positive score, highest threshold first (the points AP sums over)."""
+    return curve.tp / curve.n_pos, curve.tp / (curve.tp + curve.fp_ge)
+
+
 def auroc(curve: RankingCurve) -> float:
-    xs, ys = _corners(curve, curve.tp / curve.n_pos, 1.0)
+    xs, ys = roc_corners(curve)
     return area_up_to(xs, ys, 1.0)
 
 
 def average_precision(curve: RankingCurve) -> float:
     """scikit-learn's AP: sum over thresholds of (recall increase) x (precision at that threshold); no interpolation."""
-    precision = curve.tp / (curve.tp + curve.fp_ge)
+    _, precision = precision_recall(curve)
     recall_gain = np.diff(curve.tp, prepend=0) / curve.n_pos
     return float(np.sum(recall_gain * precision))
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from zsad.evaluation.run import EvaluationRun, ImageRecord
+from zsad.metrics import curves as ranking
 from zsad.metrics.table import HEADERS
 
 RANDOM_SUFFIX = " (random weights)"
@@ -45,24 +46,19 @@ def title(run: EvaluationRun, text: str) -> str:
     return text + (RANDOM_SUFFIX if run.random_weights else "")
 
 
-def roc_points(scores: Sequence[float], labels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """(FPR, TPR) at every distinct score, from (0, 0) to (1, 1); ties move both at once."""
+def _ranking(scores: Sequence[float], labels: Sequence[int]) -> ranking.RankingCurve:
     s, y = np.asarray(scores, float), np.asarray(labels, int)
-    order = np.argsort(-s, kind="stable")
-    s, y = s[order], y[order]
-    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
-    tp, fp = np.cumsum(y)[last], np.cumsum(1 - y)[last]
-    return np.r_[0.0, fp / max(fp[-1], 1)], np.r_[0.0, tp / max(tp[-1], 1)]
+    return ranking.ranking_curve(s[y == 1], s[y == 0].copy())
+
+
+def roc_points(scores: Sequence[float], labels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(FPR, TPR) corners from (0, 0) to (1, 1), as the metrics compute I-AUROC (``zsad.metrics.curves``)."""
+    return ranking.roc_corners(_ranking(scores, labels))
 
 
 def pr_points(scores: Sequence[float], labels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """(recall, precision) at every distinct score, highest threshold first."""
-    s, y = np.asarray(scores, float), np.asarray(labels, int)
-    order = np.argsort(-s, kind="stable")
-    s, y = s[order], y[order]
-    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
-    tp, fp = np.cumsum(y)[last], np.cumsum(1 - y)[last]
-    return tp / max(int(y.sum()), 1), tp / (tp + fp)
+    """(recall, precision) at every distinct score, highest threshold first, as I-AP sums them."""
+    return ranking.precision_recall(_ranking(scores, labels))
 
 
 def _scored(records: list[ImageRecord]) -> list[ImageRecord]:
@@ -80,7 +76,7 @@ def curves(run: EvaluationRun, seed: int) -> bytes:
         scores = [r.score for r in records]
         auroc = run.tables[seed].rows[category].get("i_auroc", float("nan"))
         ap = run.tables[seed].rows[category].get("i_ap", float("nan"))
-        roc.step(*roc_points(scores, labels), where="post", label=f"{category} ({100 * auroc:.1f})")
+        roc.plot(*roc_points(scores, labels), label=f"{category} ({100 * auroc:.1f})")
         recall, precision = pr_points(scores, labels)
         pr.step(recall, precision, where="post", label=f"{category} ({100 * ap:.1f})")
     roc.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
