@@ -26,6 +26,7 @@ def main(src: str, dst: str) -> None:
     if state.is_main_process:
         torch.save({"maps": result.maps, "scores": result.scores}, dst)
     state.wait_for_everyone()
+    state.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -144,11 +144,23 @@ def _references(args):
 def cmd_detect(args) -> int:
     if args.processes > 1 and "WORLD_SIZE" not in os.environ:
         return _relaunch(args.processes)
+    state = _process_state(args.device)
+    try:
+        return _detect_in_process(args, state)
+    finally:
+        if state is not None:
+            # Every process waits for the main one to finish writing, then closes the gloo/NCCL group: a process
+            # that exits with the group still open aborts in the C++ destructor of its communication threads
+            # ("terminate called without an active exception"), and torchrun then fails the whole run.
+            state.wait_for_everyone()
+            state.destroy_process_group()
+
+
+def _detect_in_process(args, state) -> int:
     from zsad.data.images import load_image
     from zsad.outputs import ScoreJournal, check_output_folder, write_results
     from zsad.scoring.fewshot import build_memory
 
-    state = _process_state(args.device)
     main_process = state is None or state.is_main_process
     _check_local_inputs(args)
     out = check_output_folder(Path(args.out)) if main_process else Path(args.out)

@@ -258,6 +258,7 @@ def train(backbone, items: list[TrainItem], out: str | Path, config: TrainConfig
                 "command": command, "source": "zsad train"}
         save_adapter(out, adapter, tensors, card)
         summary["adapter"] = str(out)
+    accelerator.wait_for_everyone()  # no process returns (and perhaps exits) while the main one still writes
     return summary
 
 
