@@ -136,7 +136,9 @@ def apply_options(config: DetectorConfig, options: dict[str, Any]) -> DetectorCo
 def build_config(base: DetectorConfig | None = None, preset: str | None = None, **options) -> DetectorConfig:
     """A ``DetectorConfig``: the base (or defaults), then the preset's settings, then ``options`` on top.
 
-    An option given explicitly always wins over the preset (``--preset musc --input-size 336``).
+    An option given explicitly always wins over the preset (``--preset musc --input-size 336``). Learned prompts
+    (``prompts="learned:NAME"``) bring the base model and backbone settings they were trained in, applied between
+    the preset and the explicit options; an explicit option that differs from them is honoured with a warning.
     """
     config = base or DetectorConfig()
     if preset is not None:
@@ -144,9 +146,38 @@ def build_config(base: DetectorConfig | None = None, preset: str | None = None, 
 
         chosen = load_preset(preset)
         config = replace(apply_options(config, chosen.options), preset=chosen.name)
+    trained = _trained_options(options.get("prompts") or config.text.prompts)
+    if trained:
+        config = apply_options(config, trained)
+        if "backbone" in trained:  # the base model's own tag, also when it has none (None would keep the preset's)
+            config = replace(config, backbone=replace(config.backbone, pretrained=trained.get("pretrained")))
+        _warn_untrained(trained, options)
     config = apply_options(config, options)
     validate(config)
     return config
+
+
+def _trained_options(prompts: str | None) -> dict[str, Any]:
+    if not prompts or not prompts.startswith("learned:"):
+        return {}
+    from zsad.learning.adapters import trained_options
+
+    return trained_options(prompts)
+
+
+def _warn_untrained(trained: dict[str, Any], options: dict[str, Any]) -> None:
+    differ = {k: (trained[k], options[k]) for k in trained
+              if k != "vv_layers" and options.get(k) is not None and _normal(options[k]) != _normal(trained[k])}
+    if differ:
+        import warnings
+
+        listed = "; ".join(f"{k}: trained {a}, running {b}" for k, (a, b) in differ.items())
+        warnings.warn(f"the learned prompts run outside the setting they were trained in ({listed}); "
+                      "drop these options to use the adapter's own", UserWarning, stacklevel=3)
+
+
+def _normal(value):
+    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def validate(config: DetectorConfig) -> None:

@@ -52,19 +52,14 @@ def preset_names() -> list[str]:
 
 
 def prompt_choices() -> list[str]:
-    """Prompt sets shipped in ``zsad.prompts`` (YAML) and learned heads when a registry lists them."""
+    """Prompt sets shipped in ``zsad.prompts`` (YAML), then the adapters under ./adapters as ``learned:NAME``."""
     from importlib import resources
+
+    from zsad.learning.adapters import adapter_names
 
     names = sorted(p.name.rsplit(".", 1)[0] for p in resources.files("zsad.prompts").iterdir()
                    if p.name.endswith((".yaml", ".yml")))
-    try:
-        from zsad.scoring import text_heads
-
-        lister = getattr(text_heads, "learned_head_names", None)
-        if callable(lister):
-            names += [f"learned:{name}" for name in lister()]
-    except ImportError:  # pragma: no cover - text heads are part of the core
-        pass
+    names += [f"learned:{name}" for name in adapter_names()]
     return names
 
 

@@ -82,6 +82,12 @@ class AdapterConfig:
                    lora=data.get("lora"), backbone=data.get("backbone") or {}, base_model=data.get("base_model") or {})
 
 
+def adapter_names(root: str | Path = DEFAULT_ROOT) -> list[str]:
+    """Adapters under ``root`` (``./adapters`` by default), by the names ``learned:NAME`` accepts."""
+    root = Path(root)
+    return sorted(p.parent.name for p in root.glob(f"*/{CONFIG}")) if root.is_dir() else []
+
+
 def resolve_adapter_dir(value: str | Path, root: str | Path = DEFAULT_ROOT) -> Path:
     """``NAME`` -> ``adapters/NAME`` (relative to the working directory), or an existing folder path."""
     path = Path(value).expanduser()
@@ -94,6 +100,37 @@ def resolve_adapter_dir(value: str | Path, root: str | Path = DEFAULT_ROOT) -> P
         f"adapter {value!r} not found (looked for {CONFIG} in {looked}); pass a folder written by `zsad train` or "
         "`zsad adapters import-anomalyclip`, or a name under ./adapters/"
     )
+
+
+# Backbone settings an adapter was trained in, as detector options (zsad.config.OPTIONS names).
+TRAINED_SETTINGS = ("input_size", "layers", "dpam_layer", "pos_interpolation", "cls_ln_post")
+
+
+def trained_options(prompts: str | None) -> dict[str, Any]:
+    """The detector options an adapter named by ``--prompts learned:NAME`` was trained with: its base model and
+    the backbone settings that shape the features its prompts were fitted to. ``{}`` for anything else (a prompt
+    set, an official ``.pth`` checkpoint: the anomalyclip preset holds its setting).
+
+    ``build_config`` applies them above the preset and below explicit options, so ``--prompts learned:NAME`` alone
+    runs the adapter as trained, and ``--input-size`` etc. still override (with a warning there)."""
+    if not prompts or not prompts.startswith("learned:"):
+        return {}
+    value = prompts.split(":", 1)[1]
+    if not value or Path(value).suffix in (".pth", ".pt"):
+        return {}
+    directory = resolve_adapter_dir(value)
+    try:
+        data = json.loads((directory / CONFIG).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ZsadError(f"{directory / CONFIG}: cannot read adapter config ({error})") from None
+    config = AdapterConfig.from_dict(data, str(directory / CONFIG))
+    options = {k: config.backbone[k] for k in TRAINED_SETTINGS if config.backbone.get(k) is not None}
+    if "dpam_layer" in options:
+        options["vv_layers"] = int(options["dpam_layer"]) - 1  # one setting in two conventions; keep them agreeing
+    if config.base_model.get("name"):
+        options["backbone"] = config.base_model["name"]
+        options["pretrained"] = config.base_model.get("pretrained")
+    return options
 
 
 def base_model_description(backbone) -> dict[str, Any]:

@@ -17,8 +17,9 @@ PREFIX = "prompt_learner."
 
 class LearnedPromptHead(TextHead):
     """[2, D] unit rows from AnomalyCLIP's learned prompts. The prompts are object-agnostic: ``object_name`` is
-    ignored (the official code always says "object"). Differentiable when gradients are enabled (training); cached
-    otherwise, until the learner's parameters change."""
+    ignored (the official code always says "object"). Differentiable while the learner's parameters require
+    gradients and gradients are enabled (training); otherwise computed without autograd and cached until the
+    parameters change (a loaded adapter is frozen, so detection never builds a graph)."""
 
     def __init__(self, backbone, learner: AnomalyCLIPPromptLearner, name: str = "learned",
                  backbone_settings: dict[str, Any] | None = None, lora: dict[str, Any] | None = None):
@@ -33,8 +34,8 @@ class LearnedPromptHead(TextHead):
         return tuple(p._version for p in self.learner.parameters()) + tuple(id(p) for p in self.learner.parameters())
 
     def embeddings(self, object_name: str = "object") -> torch.Tensor:
-        if torch.is_grad_enabled():
-            return self.learner(self.backbone.model)
+        if torch.is_grad_enabled() and any(p.requires_grad for p in self.learner.parameters()):
+            return self.learner(self.backbone.model)  # training: the loss reaches the prompts
         key = self._version()
         if self._cache is None or self._cache[0] != key:
             with torch.inference_mode():
