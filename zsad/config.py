@@ -162,7 +162,7 @@ def _trained_options(prompts: str | None) -> dict[str, Any]:
         return {}
     from zsad.learning.adapters import trained_options
 
-    return trained_options(prompts)
+    return trained_options(prompts.split(":", 1)[1])
 
 
 def _warn_untrained(trained: dict[str, Any], options: dict[str, Any]) -> None:

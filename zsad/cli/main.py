@@ -148,12 +148,11 @@ def cmd_detect(args) -> int:
     try:
         return _detect_in_process(args, state)
     finally:
-        if state is not None:
-            # Every process waits for the main one to finish writing, then closes the gloo/NCCL group: a process
-            # that exits with the group still open aborts in the C++ destructor of its communication threads
-            # ("terminate called without an active exception"), and torchrun then fails the whole run.
+        if state is not None:  # every process waits for the main one to finish writing, then closes the group
+            from zsad.scoring.mutual.distributed import close_process_group
+
             state.wait_for_everyone()
-            state.destroy_process_group()
+            close_process_group()
 
 
 def _detect_in_process(args, state) -> int:

@@ -106,24 +106,16 @@ def resolve_adapter_dir(value: str | Path, root: str | Path = DEFAULT_ROOT) -> P
 TRAINED_SETTINGS = ("input_size", "layers", "dpam_layer", "pos_interpolation", "cls_ln_post")
 
 
-def trained_options(prompts: str | None) -> dict[str, Any]:
-    """The detector options an adapter named by ``--prompts learned:NAME`` was trained with: its base model and
-    the backbone settings that shape the features its prompts were fitted to. ``{}`` for anything else (a prompt
-    set, an official ``.pth`` checkpoint: the anomalyclip preset holds its setting).
+def trained_options(adapter: str) -> dict[str, Any]:
+    """The detector options the adapter of ``--prompts learned:ADAPTER`` was trained with: its base model and the
+    backbone settings that shape the features its prompts were fitted to. ``{}`` for an official ``.pth``
+    checkpoint (the anomalyclip preset holds its setting).
 
     ``build_config`` applies them above the preset and below explicit options, so ``--prompts learned:NAME`` alone
     runs the adapter as trained, and ``--input-size`` etc. still override (with a warning there)."""
-    if not prompts or not prompts.startswith("learned:"):
+    if not adapter or Path(adapter).suffix in (".pth", ".pt"):
         return {}
-    value = prompts.split(":", 1)[1]
-    if not value or Path(value).suffix in (".pth", ".pt"):
-        return {}
-    directory = resolve_adapter_dir(value)
-    try:
-        data = json.loads((directory / CONFIG).read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ZsadError(f"{directory / CONFIG}: cannot read adapter config ({error})") from None
-    config = AdapterConfig.from_dict(data, str(directory / CONFIG))
+    config = read_adapter_config(resolve_adapter_dir(adapter))
     options = {k: config.backbone[k] for k in TRAINED_SETTINGS if config.backbone.get(k) is not None}
     if "dpam_layer" in options:
         options["vv_layers"] = int(options["dpam_layer"]) - 1  # one setting in two conventions; keep them agreeing
@@ -152,16 +144,20 @@ def save_adapter(directory: str | Path, config: AdapterConfig, tensors: dict[str
     return directory
 
 
+def read_adapter_config(directory: str | Path) -> AdapterConfig:
+    where = Path(directory) / CONFIG
+    try:
+        data = json.loads(where.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ZsadError(f"{where}: cannot read adapter config ({error})") from None
+    return AdapterConfig.from_dict(data, str(where))
+
+
 def read_adapter(directory: str | Path) -> tuple[AdapterConfig, dict[str, torch.Tensor]]:
     from safetensors.torch import load_file
 
     directory = Path(directory)
-    where = str(directory / CONFIG)
-    try:
-        data = json.loads((directory / CONFIG).read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ZsadError(f"{where}: cannot read adapter config ({error})") from None
-    config = AdapterConfig.from_dict(data, where)
+    config = read_adapter_config(directory)
     weights = directory / WEIGHTS
     if not weights.is_file():
         raise ZsadError(f"adapter {directory}: {WEIGHTS} is missing")

@@ -72,6 +72,7 @@ def run_train(args) -> int:
     from zsad.learning.lora import LoraSettings
     from zsad.learning.prompt_learner import PromptLearnerConfig
     from zsad.learning.train import TrainConfig, train
+    from zsad.scoring.mutual.distributed import close_process_group
 
     backbone = _load_backbone(args)
     items = _items(args.dataset, args.data, args.categories)
@@ -87,21 +88,12 @@ def run_train(args) -> int:
             "with_masks": sum(i.has_mask for i in items)}
     summary = train(backbone, items, args.out, config, val_items=val, resume=args.resume, progress=not args.quiet,
                     command="zsad " + " ".join(shlex.quote(a) for a in sys.argv[1:]), data=data)
-    _close_process_group()
+    close_process_group()
     if "adapter" not in summary:
         return 0  # not the main process: the main one writes and reports
     last = summary["log"][-1] if summary["log"] else {}
     print(f"adapter written to {args.out} (epoch {last.get('epoch')}, loss {last.get('total_loss', float('nan')):.4f})")
     return 0
-
-
-def _close_process_group() -> None:
-    """Close the process group of a torchrun/accelerate launch before the process exits: a process that exits
-    with it open aborts in the destructor of its communication threads and torchrun fails the whole run."""
-    import torch.distributed
-
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
 
 
 def add_adapters_parser(subparsers) -> argparse.ArgumentParser:

@@ -39,3 +39,13 @@ def sum_across_processes(tensor: torch.Tensor, state: Any | None) -> torch.Tenso
     from accelerate.utils import reduce
 
     return reduce(tensor, reduction="sum")
+
+
+def close_process_group() -> None:
+    """Close the process group of a torchrun/accelerate launch before the process exits: a process that exits with
+    it open aborts in the C++ destructor of its communication threads ("terminate called without an active
+    exception"), and torchrun then fails the whole run. Call it after the last collective (a barrier)."""
+    import torch.distributed
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
