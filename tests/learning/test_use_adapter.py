@@ -84,6 +84,11 @@ def test_cli_detect_and_eval_with_the_adapter(trained, tmp_path, capsys):
                  f"learned:{adapter}", "--out", str(tmp_path / "e")]) == 0
     run = json.loads((tmp_path / "e" / "run.json").read_text())
     assert "learned" in json.dumps(run)
+    capsys.readouterr()
+    assert main(["detect", str(data / "pill" / "test" / "good"), "--prompts", f"learned:{adapter}",
+                 "--input-size", "128", "--out", str(tmp_path / "w")]) == 0
+    assert "zsad: warning: the learned prompts run outside the setting they were trained in (input_size: trained 64, " \
+           "running 128)" in capsys.readouterr().err
 
 
 def test_demo_lists_adapters_under_the_working_folder(trained, monkeypatch):

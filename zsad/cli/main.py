@@ -10,6 +10,7 @@ import argparse
 import math
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from zsad.errors import ZsadError
@@ -312,10 +313,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings raised by zsad itself read as messages on the command line, without a source location."""
+    if issubclass(category, UserWarning) and filename.startswith(str(Path(__file__).parents[1])):
+        print(f"zsad: warning: {message}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), end="", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.run(args)
     except ZsadError as error:
         print(f"zsad: error: {error}", file=sys.stderr)
         return 2
