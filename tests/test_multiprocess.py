@@ -74,7 +74,7 @@ def test_two_process_training_finishes_cleanly(data, tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                "-m", "zsad.cli.main", "train", "--data", str(data.parent), "--categories", "pill",
                "--out", str(tmp_path / "a"), "--epochs", "2", "--depth", "2", "--n-ctx", "4", "--t-n-ctx", "2",
-               "--quiet", "--backbone", "tiny-clip", "--input-size", "64", "--dpam-layer", "3", "--cpu"]
+               "--quiet", "--backbone", "tiny-clip", "--input-size", "64", "--dpam-layer", "3"]  # no --cpu: found on its own
     done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("adapter written to") == 1

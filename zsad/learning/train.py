@@ -14,6 +14,7 @@ Note: the shipped train.sh passes ``--features_list 24`` (maps of layer 24 only)
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -149,7 +150,10 @@ def train(backbone, items: list[TrainItem], out: str | Path, config: TrainConfig
     if not getattr(backbone, "has_text", False):
         raise ZsadError(f"training needs a CLIP backbone with a text tower; {backbone.name} has none")
     out = Path(out)
-    accelerator = Accelerator(cpu=config.cpu, mixed_precision=config.mixed_precision,
+    # Under torchrun on a machine without CUDA, accelerate must be told cpu=True (gloo); otherwise every process
+    # believes it runs alone, trains on all the data and writes the same adapter folder.
+    several = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    accelerator = Accelerator(cpu=config.cpu or (several and not torch.cuda.is_available()), mixed_precision=config.mixed_precision,
                               dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
     set_seed(config.seed)
     base = base_model_description(backbone)  # before LoRA: the fingerprint is of the frozen base weights
