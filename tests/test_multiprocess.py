@@ -69,12 +69,12 @@ def test_two_processes_write_the_single_process_results(method, data, tmp_path):
 
 
 def test_two_process_training_finishes_cleanly(data, tmp_path):
-    """`zsad train` under torchrun: every process closes its process group before exiting (an open group aborts
-    the exiting process, and torchrun then fails the run) and only the main process writes and reports."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "zsad.cli.main", "train", "--data", str(data.parent), "--categories", "pill",
-               "--out", str(tmp_path / "a"), "--epochs", "2", "--depth", "2", "--n-ctx", "4", "--t-n-ctx", "2",
-               "--quiet", "--backbone", "tiny-clip", "--input-size", "64", "--dpam-layer", "3"]  # no --cpu: found on its own
+    """`zsad train --processes 2` (torchrun, CPU, no --cpu flag): every process closes its process group before
+    exiting (an open group aborts the exiting process, and torchrun then fails the run), the processes train
+    together (gloo found without CUDA), and only the main process writes and reports."""
+    command = [sys.executable, "-m", "zsad.cli.main", "train", "--processes", "2", "--data", str(data.parent),
+               "--categories", "pill", "--out", str(tmp_path / "a"), "--epochs", "2", "--depth", "2", "--n-ctx", "4",
+               "--t-n-ctx", "2", "--quiet", "--backbone", "tiny-clip", "--input-size", "64", "--dpam-layer", "3"]
     done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("adapter written to") == 1

@@ -240,6 +240,14 @@ def _relaunch(processes: int) -> int:
     return subprocess.call(command)
 
 
+def cmd_train(args) -> int:
+    if args.processes > 1 and "WORLD_SIZE" not in os.environ:
+        return _relaunch(args.processes)
+    from zsad.learning.cli import run_train
+
+    return run_train(args)
+
+
 def cmd_eval(args) -> int:
     from zsad.evaluation.cli import run_eval
 
@@ -263,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     from zsad.data.synth import DEFECT_TYPES, SYNTH_CATEGORIES
     from zsad.demo import add_demo_parser
     from zsad.evaluation.cli import add_eval_arguments
-    from zsad.learning.cli import add_adapters_parser, add_train_parser, run_adapters, run_train
+    from zsad.learning.cli import add_adapters_parser, add_train_parser, run_adapters
     from zsad.reasoning import add_reasoning_options
     from zsad.report.cli import add_report_parser
 
@@ -293,7 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=cmd_eval)
 
     add_report_parser(commands)
-    add_train_parser(commands).set_defaults(run=run_train)
+    train = add_train_parser(commands)
+    train.add_argument("--processes", type=_positive_int, default=1,
+                       help="train with this many processes on this machine (torchrun; DDP, gradients averaged)")
+    train.set_defaults(run=cmd_train)
     add_adapters_parser(commands).set_defaults(run=run_adapters)
 
     synth = commands.add_parser("synth", help="generate an MVTec-layout dataset with planted defects",
