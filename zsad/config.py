@@ -40,6 +40,10 @@ class DetectorConfig:
     # "auto" runs the single strongest evidence the inputs allow; fuse=True runs every one and fuses them.
     fuse: bool = False
     align_corners: bool = False  # upsampling of grid maps (MuSc's official code: True)
+    # Where maps are Gaussian-smoothed: "input" (at the backbone's input size, then resized to the original) or
+    # "original" (grid upsampled straight to the original frame and smoothed there: AnomalyDINO's official code).
+    smooth_at: str = "input"
+    gaussian_padding: str = "mirror"  # Gaussian border: "mirror" (d c b | a b c d) or "symmetric" (scipy's default)
     resize: str = "bicubic"  # image resize to the input size: bicubic (CLIP) or bilinear (MuSc's DINO pipeline)
     # Settings of scorers that live outside the typed sections above, by scorer name (e.g. "winclip",
     # "anomalyclip"): each scorer builds its own config from its entry, so a new scorer needs no field here.
@@ -87,6 +91,8 @@ OPTIONS: dict[str, tuple[str, Any]] = {
     "explainer": ("explainer", str),
     "fuse": ("fuse", bool),
     "align_corners": ("align_corners", bool),
+    "smooth_at": ("smooth_at", str),
+    "gaussian_padding": ("gaussian_padding", str),
     "resize": ("resize", str),
     # whole sections, as dicts of their fields (preset files use these)
     "text": ("text", dict),
@@ -195,6 +201,10 @@ def validate(config: DetectorConfig) -> None:
         raise ZsadError(f"threshold {config.threshold.value} is not a finite number; pass e.g. --threshold 0.5")
     if config.resize not in ("bicubic", "bilinear"):
         raise ZsadError(f"resize {config.resize!r} must be 'bicubic' or 'bilinear'")
+    if config.smooth_at not in ("input", "original"):
+        raise ZsadError(f"smooth_at {config.smooth_at!r} must be 'input' or 'original'")
+    if config.gaussian_padding not in ("mirror", "symmetric"):
+        raise ZsadError(f"gaussian_padding {config.gaussian_padding!r} must be 'mirror' or 'symmetric'")
     if config.sigma < 0 or not math.isfinite(config.sigma):
         raise ZsadError(f"sigma {config.sigma} must be a finite number >= 0 (0 = no smoothing)")
     if config.backbone.layers is not None and min(config.backbone.layers) < 1:

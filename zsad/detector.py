@@ -349,7 +349,8 @@ class Detector:
         if len(scorers) == 1:
             post = scorers[0].postprocess(self.backbone.input_size, self.config.sigma)
         else:
-            post = MapPostprocess(self.backbone.input_size, self.config.sigma, self.config.align_corners)
+            post = MapPostprocess(self.backbone.input_size, self.config.sigma, self.config.align_corners,
+                                  self.config.gaussian_padding, self.config.smooth_at)
         results = []
         for i, image in enumerate(tqdm(scored, desc="explaining", disable=not progress or len(scored) < 100)):
             score = float(scores[i])

@@ -42,7 +42,9 @@ class BackboneSpec:
     vv_layers: int = 0  # V-V attention in the last k blocks (CLIP only)
     windows: tuple[int, ...] = ()  # WinCLIP window sizes in patches, e.g. (2, 3) (CLIP only; see clip.py)
     dpam_layer: int | None = None  # the same in AnomalyCLIP's convention: DPAM_layer N = V-V in the last N-1 blocks
-    pos_interpolation: str = "bicubic"  # position-embedding resize: "bicubic" (open_clip) or "bilinear" (AnomalyCLIP)
+    # position-embedding resize: "bicubic" (open_clip, transformers' DINOv2) or "bilinear" (AnomalyCLIP); DINOv2 also
+    # takes "dinov2-hub" (DINOv2's torch.hub rule, scale factor (n + 0.1) / M, as AnomalyDINO loads it)
+    pos_interpolation: str = "bicubic"
     cls_ln_post: bool = True  # False: AnomalyCLIP's image feature, CLS @ proj without ln_post
     # open_clip activation: None = what the weights were trained with (QuickGELU for OpenAI weights); False =
     # exact GELU, what MuSc's official code ends up running at 518 px (its factory rebuilds the model without it).
@@ -73,11 +75,12 @@ def _tiny_clip(spec: BackboneSpec) -> nn.Module:
 def _tiny_dinov2(spec: BackboneSpec) -> nn.Module:
     registers = 4 if spec.name.endswith("-reg") else 0
     model = build_tiny_dinov2(TinyDINOv2Config(registers=registers))
-    return DINOv2Backbone(model, spec.name, spec.input_size or 224, spec.layers)
+    return DINOv2Backbone(model, spec.name, spec.input_size or 224, spec.layers, spec.pos_interpolation)
 
 
 def _dinov2(spec: BackboneSpec) -> nn.Module:
-    return DINOv2Backbone(load_dinov2(spec.name), spec.name, spec.input_size or 448, spec.layers)
+    return DINOv2Backbone(load_dinov2(spec.name), spec.name, spec.input_size or 448, spec.layers,
+                          spec.pos_interpolation)
 
 
 def _clip(spec: BackboneSpec) -> nn.Module:

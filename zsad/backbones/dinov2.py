@@ -3,13 +3,22 @@
 DINOv2 has no text tower, so it serves the reference (few-shot) and mutual scorers, where its patch features are
 the strongest published choice (AnomalyDINO, MuSc's backbone table). Intermediate layers get the model's final
 LayerNorm, as DINOv2's own ``get_intermediate_layers(norm=True)`` does, so all layers share one scale.
+
+Position embeddings at another grid than the pretrained one (37 x 37 for 518 px): transformers' ``Dinov2Model``
+resizes them bicubically to the target size (``pos_interpolation="bicubic"``, the default). DINOv2's own
+``torch.hub`` models (what AnomalyDINO loads) instead pass the scale factor ``(n + 0.1) / M``
+(``interpolate_offset=0.1``), so their samples sit slightly elsewhere and the features at 448 px differ;
+``pos_interpolation="dinov2-hub"`` reproduces that rule. The register models of both already agree (target size,
+antialiased), so the option changes nothing there.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from zsad.backbones.base import Features
@@ -28,11 +37,46 @@ DINOV2_IDS = {
 }
 
 
+POS_INTERPOLATIONS = ("bicubic", "dinov2-hub")
+HUB_INTERPOLATE_OFFSET = 0.1  # dinov2/hub/backbones.py: interpolate_offset of the models without registers
+
+
+def hub_pos_encoding(embeddings_module: nn.Module, offset: float = HUB_INTERPOLATE_OFFSET):
+    """A replacement for ``Dinov2Embeddings.interpolate_pos_encoding`` following DINOv2's hub models: bicubic, no
+    antialiasing, output grid (gh, gw) reached through the scale factors ((gh + offset) / M, (gw + offset) / M)."""
+
+    def interpolate_pos_encoding(embeddings: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        pos = embeddings_module.position_embeddings
+        n = pos.shape[1] - 1
+        patch = embeddings_module.patch_embeddings.patch_size
+        patch_h, patch_w = (patch, patch) if isinstance(patch, int) else patch
+        gh, gw = height // patch_h, width // patch_w
+        if embeddings.shape[1] - 1 == n and height == width:
+            return pos
+        m = int(math.sqrt(n))
+        grid = pos[:, 1:].float().reshape(1, m, m, -1).permute(0, 3, 1, 2)
+        grid = F.interpolate(grid, scale_factor=((gh + offset) / m, (gw + offset) / m), mode="bicubic",
+                             antialias=False)
+        if tuple(grid.shape[-2:]) != (gh, gw):
+            raise ZsadError(f"position embedding resized to {tuple(grid.shape[-2:])}, expected {(gh, gw)}")
+        grid = grid.permute(0, 2, 3, 1).reshape(1, gh * gw, -1)
+        return torch.cat((pos[:, :1].float(), grid), dim=1).to(pos.dtype)
+
+    return interpolate_pos_encoding
+
+
 class DINOv2Backbone(nn.Module):
     family = "dinov2"
 
-    def __init__(self, model: nn.Module, name: str, input_size: int = 448, layers: tuple[int, ...] | None = None):
+    def __init__(self, model: nn.Module, name: str, input_size: int = 448, layers: tuple[int, ...] | None = None,
+                 pos_interpolation: str = "bicubic"):
         super().__init__()
+        if pos_interpolation not in POS_INTERPOLATIONS:
+            raise ZsadError(f"backbone {name}: pos_interpolation for DINOv2 must be one of "
+                            f"{', '.join(POS_INTERPOLATIONS)}, got {pos_interpolation!r}")
+        self.pos_interpolation = pos_interpolation
+        if pos_interpolation == "dinov2-hub" and not getattr(model.config, "num_register_tokens", 0):
+            model.embeddings.interpolate_pos_encoding = hub_pos_encoding(model.embeddings)
         self.model = model.eval()
         self.name = name
         config = model.config

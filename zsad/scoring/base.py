@@ -108,7 +108,9 @@ class Scorer:
         default). Methods whose published code smooths or upsamples differently override this."""
         from zsad.scoring.postprocess import MapPostprocess
 
-        return MapPostprocess(input_size, sigma, align_corners=self.detector.config.align_corners)
+        config = self.detector.config
+        return MapPostprocess(input_size, sigma, align_corners=config.align_corners,
+                              padding=config.gaussian_padding, smooth_at=config.smooth_at)
 
     def describe(self) -> dict[str, Any]:
         """The resolved settings of this scorer, for results.json."""

@@ -34,12 +34,15 @@ def reference_tokens(detector, features: Features) -> torch.Tensor:
 def memory_meta(detector) -> dict[str, str]:
     """What a reference memory must agree on with the detector that searches it."""
     spec = detector.config.backbone
-    return {
+    meta = {
         "backbone": spec.name,
         "pretrained": str(spec.pretrained),
         "input_size": str(detector.backbone.input_size),
         "layers": ",".join(map(str, detector.config.reference_layers or detector.backbone.layers[-1:])),
     }
+    if spec.pos_interpolation != "bicubic":  # stored only when set, so memories saved before it still load
+        meta["pos_interpolation"] = spec.pos_interpolation
+    return meta
 
 
 def load_references(references, rotations: bool = False) -> tuple[list[LoadedImage], list[int]]:
@@ -85,7 +88,14 @@ def build_memory(detector, references, progress: bool = False) -> ReferenceMemor
 
 
 def load_memory(detector, path: str | Path) -> ReferenceMemory:
-    return ReferenceMemory.load(path, expect_meta=memory_meta(detector))
+    memory = ReferenceMemory.load(path, expect_meta=memory_meta(detector))
+    stored = memory.meta.get("pos_interpolation", "bicubic")
+    if stored != detector.config.backbone.pos_interpolation:
+        raise ZsadError(
+            f"reference memory {path} was built with pos_interpolation={stored!r} but "
+            f"{detector.config.backbone.pos_interpolation!r} is in use; rebuild the memory with the current settings"
+        )
+    return memory
 
 
 def memory_from(detector, references, progress: bool = False) -> ReferenceMemory | None:
