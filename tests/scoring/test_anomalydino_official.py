@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 import official_anomalydino as official
-from zsad.backbones.dinov2 import TinyDINOv2Config, build_tiny_dinov2, hub_pos_encoding
+from zsad.backbones.dinov2 import TinyDINOv2Config, build_tiny_dinov2, hub_position_embeddings
 from zsad.config import build_config
 from zsad.data.preprocess import to_batch
 from zsad.scoring.postprocess import MapPostprocess
@@ -83,7 +83,7 @@ def test_hub_position_embedding_rule_is_dinov2s_and_differs_from_transformers():
     embeddings = model.embeddings
     tokens = torch.zeros(1, 1 + 32 * 32, model.config.hidden_size)
     default = embeddings.interpolate_pos_encoding(tokens, 448, 448)
-    hub = hub_pos_encoding(embeddings)(tokens, 448, 448)
+    hub = hub_position_embeddings(embeddings.position_embeddings, 32, 32)
     theirs = official.hub_interpolate_pos_encoding(embeddings.position_embeddings, 14, 448, 448)
     assert torch.equal(hub, theirs)
     assert (default - theirs).abs().max() > 1e-3
@@ -93,10 +93,13 @@ def _official_features(model, image: Image.Image) -> tuple[np.ndarray, tuple[int
     """get_intermediate_layers(image)[0] of a DINOv2 with the hub's position rule: last block, final LayerNorm."""
     tensor, grid = official.prepare_image(image)
     embeddings = model.embeddings
-    embeddings.interpolate_pos_encoding = lambda e, h, w: official.hub_interpolate_pos_encoding(
-        embeddings.position_embeddings, 14, h, w)
-    with torch.inference_mode():
-        tokens = model(pixel_values=tensor[None]).last_hidden_state[0, 1:]
+    with torch.inference_mode():  # DinoVisionTransformer.prepare_tokens_with_masks, then the blocks and the norm
+        x = embeddings.patch_embeddings(tensor[None])
+        x = torch.cat((embeddings.cls_token, x), dim=1)
+        x = x + official.hub_interpolate_pos_encoding(embeddings.position_embeddings, 14, *tensor.shape[-2:])
+        for block in model.encoder.layer:
+            x = block(x)
+        tokens = model.layernorm(x)[0, 1:]
     return tokens.numpy(), grid
 
 

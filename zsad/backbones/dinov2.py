@@ -41,28 +41,22 @@ POS_INTERPOLATIONS = ("bicubic", "dinov2-hub")
 HUB_INTERPOLATE_OFFSET = 0.1  # dinov2/hub/backbones.py: interpolate_offset of the models without registers
 
 
-def hub_pos_encoding(embeddings_module: nn.Module, offset: float = HUB_INTERPOLATE_OFFSET):
-    """A replacement for ``Dinov2Embeddings.interpolate_pos_encoding`` following DINOv2's hub models: bicubic, no
-    antialiasing, output grid (gh, gw) reached through the scale factors ((gh + offset) / M, (gw + offset) / M)."""
-
-    def interpolate_pos_encoding(embeddings: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        pos = embeddings_module.position_embeddings
-        n = pos.shape[1] - 1
-        patch = embeddings_module.patch_embeddings.patch_size
-        patch_h, patch_w = (patch, patch) if isinstance(patch, int) else patch
-        gh, gw = height // patch_h, width // patch_w
-        if embeddings.shape[1] - 1 == n and height == width:
-            return pos
-        m = int(math.sqrt(n))
-        grid = pos[:, 1:].float().reshape(1, m, m, -1).permute(0, 3, 1, 2)
-        grid = F.interpolate(grid, scale_factor=((gh + offset) / m, (gw + offset) / m), mode="bicubic",
-                             antialias=False)
-        if tuple(grid.shape[-2:]) != (gh, gw):
-            raise ZsadError(f"position embedding resized to {tuple(grid.shape[-2:])}, expected {(gh, gw)}")
-        grid = grid.permute(0, 2, 3, 1).reshape(1, gh * gw, -1)
-        return torch.cat((pos[:, :1].float(), grid), dim=1).to(pos.dtype)
-
-    return interpolate_pos_encoding
+def hub_position_embeddings(position_embeddings: torch.Tensor, grid_h: int, grid_w: int,
+                            offset: float = HUB_INTERPOLATE_OFFSET) -> torch.Tensor:
+    """[1, 1 + grid_h * grid_w, C] position embeddings by DINOv2's hub rule: bicubic, no antialiasing, the output
+    grid reached through the scale factors ((grid_h + offset) / M, (grid_w + offset) / M); unchanged at the
+    pretrained square grid."""
+    n = position_embeddings.shape[1] - 1
+    m = int(math.sqrt(n))
+    if grid_h * grid_w == n and grid_h == grid_w:
+        return position_embeddings
+    grid = position_embeddings[:, 1:].float().reshape(1, m, m, -1).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, scale_factor=((grid_h + offset) / m, (grid_w + offset) / m), mode="bicubic",
+                         antialias=False)
+    if tuple(grid.shape[-2:]) != (grid_h, grid_w):
+        raise ZsadError(f"position embedding resized to {tuple(grid.shape[-2:])}, expected {(grid_h, grid_w)}")
+    grid = grid.permute(0, 2, 3, 1).reshape(1, grid_h * grid_w, -1)
+    return torch.cat((position_embeddings[:, :1].float(), grid), dim=1).to(position_embeddings.dtype)
 
 
 class DINOv2Backbone(nn.Module):
@@ -74,9 +68,9 @@ class DINOv2Backbone(nn.Module):
         if pos_interpolation not in POS_INTERPOLATIONS:
             raise ZsadError(f"backbone {name}: pos_interpolation for DINOv2 must be one of "
                             f"{', '.join(POS_INTERPOLATIONS)}, got {pos_interpolation!r}")
+        # The register models of transformers already follow the hub rule; only the others need our own path.
+        self.hub_positions = pos_interpolation == "dinov2-hub" and not getattr(model.config, "num_register_tokens", 0)
         self.pos_interpolation = pos_interpolation
-        if pos_interpolation == "dinov2-hub" and not getattr(model.config, "num_register_tokens", 0):
-            model.embeddings.interpolate_pos_encoding = hub_pos_encoding(model.embeddings)
         self.model = model.eval()
         self.name = name
         config = model.config
@@ -104,14 +98,25 @@ class DINOv2Backbone(nn.Module):
     def forward(self, images: torch.Tensor) -> Features:
         b, _, height, width = images.shape
         gh, gw = height // self.patch_size, width // self.patch_size
-        out = self.model(pixel_values=images, output_hidden_states=True)
         norm = self.model.layernorm
+        if self.hub_positions:
+            # Dinov2Model's own forward, with the hub rule's position embeddings added (no mask tokens at inference,
+            # dropout is the identity in eval mode).
+            embeddings = self.model.embeddings
+            x = embeddings.patch_embeddings(images.to(embeddings.patch_embeddings.projection.weight.dtype))
+            x = torch.cat((embeddings.cls_token.expand(b, -1, -1), x), dim=1)
+            x = x + hub_position_embeddings(embeddings.position_embeddings, gh, gw)
+            out = self.model.encoder(x, output_hidden_states=True)
+            cls = norm(out.last_hidden_state[:, 0])
+        else:
+            out = self.model(pixel_values=images, output_hidden_states=True)
+            cls = out.pooler_output
         tokens = torch.stack(
             [norm(out.hidden_states[layer][:, self.prefix_tokens :]) for layer in self.layers], dim=1
         )
         return Features(
             patch_tokens=tokens.reshape(b, len(self.layers), gh, gw, -1),
-            cls=out.pooler_output,
+            cls=cls,
             projected=None,
             layers=self.layers,
         )
