@@ -2,7 +2,7 @@
 Space. The app itself is ``zsad.demo`` (``zsad demo`` runs the same)."""
 import sys
 
-from zsad.demo.cli import main
+from zsad.demo.__main__ import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

@@ -20,8 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from zsad.backbones import BackboneSpec
-from zsad.detector import Detector, DetectorConfig
+from zsad.detector import Detector
 from zsad.data.preprocess import to_batch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -39,12 +38,9 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
     args = parser.parse_args()
 
-    config = DetectorConfig(
-        backbone=BackboneSpec(args.backbone, pretrained="random", input_size=args.input_size),
-        method="text",  # zero-shot text scoring; "auto" would add mutual scoring for a batch this size
-        batch_size=args.batch_size,
-    )
-    detector = Detector(config=config)
+    # zero-shot text scoring; "auto" would choose mutual scoring for a batch this size
+    detector = Detector(args.backbone, "random", input_size=args.input_size, method="text",
+                        batch_size=args.batch_size)
     rng = np.random.default_rng(0)
     images = [
         Image.fromarray((rng.random((args.image_size, args.image_size, 3)) * 255).astype(np.uint8))

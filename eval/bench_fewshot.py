@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from zsad.backbones import BackboneSpec
-from zsad.detector import Detector, DetectorConfig
-from zsad.scoring.reference import ReferenceConfig, ReferenceMemory
+from zsad.detector import Detector
+from zsad.scoring.fewshot import reference_tokens as fewshot_tokens
+from zsad.scoring.reference import ReferenceMemory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import timed  # noqa: E402
@@ -36,12 +36,13 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
-    config = DetectorConfig(
-        backbone=BackboneSpec(args.backbone, pretrained="random", input_size=args.input_size),
-        batch_size=args.batch_size, reference=ReferenceConfig(coreset_ratio=args.coreset),
-    )
-    detector = Detector(config=config)
+    detector = Detector(args.backbone, "random", input_size=args.input_size, batch_size=args.batch_size,
+                        coreset=args.coreset)
+    fewshot = detector.config.scorer("fewshot")
     backbone = detector.backbone
+
+    def reference_tokens(features):
+        return fewshot_tokens(fewshot, detector.context, features)
     generator = torch.Generator().manual_seed(0)
     size = backbone.input_size
     batches = [torch.randn(args.batch_size, 3, size, size, generator=generator)
@@ -53,14 +54,14 @@ def main() -> None:
             backbone.model.encode_image(batch)
 
     with torch.inference_mode():
-        test_tokens = [detector.reference_tokens(backbone(batch)) for batch in batches]
+        test_tokens = [reference_tokens(backbone(batch)) for batch in batches]
     forward()
     forward_s = timed(forward, args.repeats) / args.images
     rows = []
     for shots in args.shots:
         with torch.inference_mode():
             refs = torch.randn(shots, 3, size, size, generator=generator)
-            memory = ReferenceMemory.build(detector.reference_tokens(backbone(refs)), config.reference)
+            memory = ReferenceMemory.build(reference_tokens(backbone(refs)), fewshot.memory_config())
 
         def score():
             for tokens in test_tokens:

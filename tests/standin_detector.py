@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from zsad.results import AnomalyResult, EvidenceScore
-from zsad.scoring.postprocess import MapPostprocess
+from zsad.postprocess.maps import MapPostprocess
 
 INPUT = 96
 PATCH = 16
@@ -35,12 +35,14 @@ class StandInDetector:
         self.backbone = StandInBackbone()
         self.config = SimpleNamespace(method="text", backbone=SimpleNamespace(name="stand-in", pretrained=pretrained))
         self.device = torch.device("cpu")
+        self.dtype = torch.float32
         self.calls: list[dict] = []
         self.postprocess = MapPostprocess(input_size=INPUT, sigma=2.0)
 
     def describe(self) -> dict:
-        return {"method": "text", "preset": None, "backbone": {"name": "stand-in", "pretrained": "random"},
-                "sigma": 2.0}
+        return {"method": "text", "preset": None, "postprocess": {"sigma": 2.0},
+                "backbone": {"name": "stand-in", "pretrained": self.config.backbone.pretrained, "input_size": INPUT,
+                             "layers": [1]}}
 
     @staticmethod
     def grid(path) -> np.ndarray:

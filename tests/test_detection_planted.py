@@ -12,12 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zsad.backbones import BackboneSpec
 from zsad.data.datasets import mvtec_samples
 from zsad.data.images import load_mask
-from zsad.detector import Detector, DetectorConfig
+from zsad.detector import Detector
 from zsad.metrics import image_metrics, pixel_metrics
-from zsad.scoring.mutual import MutualConfig
 
 CATEGORIES = ["weave", "grain", "pill", "washer"]  # every synth category
 
@@ -60,9 +58,7 @@ def test_fewshot_finds_planted_defects(planted):
 
 def mutual_detector(**mutual):
     # RsCIN is off: it smooths image scores over CLS similarity, and a random network's CLS carries no meaning.
-    backbone = BackboneSpec("tiny-dinov2", layers=(1,), input_size=336)
-    return Detector(config=DetectorConfig(backbone=backbone, method="mutual",
-                                          mutual=MutualConfig(rscin_k=None, **mutual)))
+    return Detector("tiny-dinov2", layers=(1,), input_size=336, method="mutual", mutual={"rscin_k": None, **mutual})
 
 
 def test_mutual_finds_planted_defects_without_references(planted):

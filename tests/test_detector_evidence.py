@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from zsad.backbones import BackboneSpec
 from zsad.data.images import load_image
-from zsad.detector import Detector, DetectorConfig
+from zsad.config import build_config
+from zsad.detector import Detector
 from zsad.errors import ZsadError
-from zsad.scoring.fewshot import build_memory, reference_tokens
+from zsad.scoring.fewshot import reference_tokens
 from zsad.scoring.fusion import fuse
 from zsad.scoring.reference import ReferenceMemory
 
@@ -77,7 +77,7 @@ def test_fuse_combines_all_evidence_and_says_which(images):
 
 def test_memory_save_load_and_mismatch(tmp_path, images):
     detector = Detector("tiny-dinov2", method="fewshot")
-    memory = build_memory(detector, images[:3])
+    memory = detector.build_memory(images[:3])
     path = tmp_path / "memory.safetensors"
     memory.save(path)
     direct = detector.detect(images[3:6], references=memory)
@@ -90,10 +90,11 @@ def test_memory_save_load_and_mismatch(tmp_path, images):
 
 def test_leave_one_out_threshold_gives_single_images_a_verdict(images):
     detector = Detector("tiny-dinov2", method="fewshot")
-    memory = build_memory(detector, images[:3])
+    memory = detector.build_memory(images[:3])
     loo = float(memory.meta["normal_score_max"])
     # recompute: each reference against a memory of the other two
-    tokens = reference_tokens(detector, detector.extract([load_image(i) for i in images[:3]]))
+    tokens = reference_tokens(detector.config.scorer("fewshot"), detector.context,
+                              detector.extract([load_image(i) for i in images[:3]]))
     expected = max(
         float(ReferenceMemory.build(tokens[[j for j in range(3) if j != i]], detector.config.reference)
               .score(tokens[i : i + 1]).scores[0])
@@ -105,9 +106,9 @@ def test_leave_one_out_threshold_gives_single_images_a_verdict(images):
 
 
 def test_rotations_add_rotated_references(images):
-    plain = build_memory(Detector("tiny-dinov2", method="fewshot"), images[:2])
-    config = DetectorConfig(backbone=BackboneSpec("tiny-dinov2"), method="fewshot", reference_rotations=True)
-    rotated = build_memory(Detector(config=config), images[:2])
+    plain = Detector("tiny-dinov2", method="fewshot").build_memory(images[:2])
+    config = build_config(backbone="tiny-dinov2", method="fewshot", rotations=True)
+    rotated = Detector(config=config).build_memory(images[:2])
     assert rotated.source_patches == 4 * plain.source_patches
 
 
@@ -116,8 +117,8 @@ def test_a_bad_reference_is_skipped_with_a_warning(tmp_path, images):
     bad.write_bytes(b"")
     detector = Detector("tiny-dinov2", method="fewshot")
     with pytest.warns(UserWarning, match="reference skipped: .*bad.png"):
-        memory = build_memory(detector, [bad, images[0], images[1]])
+        memory = detector.build_memory([bad, images[0], images[1]])
     assert memory.source_patches == 2 * 16 * 16
     with pytest.raises(ZsadError, match="no usable reference"):
         with pytest.warns(UserWarning):
-            build_memory(detector, [bad])
+            detector.build_memory([bad])

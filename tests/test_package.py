@@ -32,3 +32,20 @@ def test_public_api_is_reachable_from_the_top_level():
 
     assert zsad.Detector is Detector
     assert zsad.AnomalyResult.__name__ == "AnomalyResult"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["detect", "--help"], ["eval", "--help"], ["train", "--help"],
+                                  ["demo", "--help"], ["--version"],
+                                  ["detect", "photos/", "--threshold", "nan"],
+                                  ["detect", "photos/", "--method", "nope"],
+                                  ["detect", "photos/", "--backbone", "tiny-clip", "--mutual-radii", "2"]])
+def test_help_and_option_errors_load_no_model_library(argv):
+    """``zsad --help`` and option errors come before torch or transformers is imported (the time and memory this
+    saves are measured by eval/bench_cli_start.py)."""
+    code = ("import sys\nfrom zsad.cli.main import main\n"
+            f"try:\n    code = main({argv!r})\nexcept SystemExit as exit:\n    code = exit.code\n"
+            "print('LOADED', sorted(m for m in ('torch', 'transformers', 'open_clip') if m in sys.modules), code)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("LOADED [] "), (last, done.stderr[-2000:])
+    assert last.endswith(" 0") == (argv[-1] in ("--help", "--version")), (last, done.stderr[-500:])

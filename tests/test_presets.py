@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, fields
 
 import pytest
 
@@ -24,6 +24,7 @@ def test_preset_fields_follow_the_published_settings():
     musc = build_config(preset="musc")
     assert musc.method == "mutual" and musc.backbone.input_size == 518 and musc.backbone.layers == (6, 12, 18, 24)
     assert musc.backbone.quick_gelu is False and musc.sigma == 0 and musc.align_corners is True
+    assert musc.postprocess.sigma == 0 and musc.scorer("mutual").radii == (1, 3, 5)
     assert musc.mutual.radii == (1, 3, 5) and musc.mutual.interval == (0.0, 0.3) and musc.mutual.rscin_k == (1, 2, 3)
     assert musc.mutual.image_score_from == "upsampled_max" and musc.mutual.rscin_clamp_negative is False
     clip = build_config(preset="anomalyclip")
@@ -64,10 +65,11 @@ def test_detect_with_the_musc_preset_records_every_resolved_setting(tmp_path):
     assert code == 0
     settings = json.loads((out / "results.json").read_text())["settings"]
     assert settings["preset"] == "musc"
-    assert set(asdict(DetectorConfig())) <= set(settings)
-    assert set(asdict(DetectorConfig().mutual)) <= set(settings["mutual"])
-    assert settings["evidence"]["mutual"]["image_score_from"] == "upsampled_max"
-    assert settings["evidence"]["mutual"]["groups"] == 1 and settings["sigma"] == 0
+    assert {f.name for f in fields(DetectorConfig) if f.name != "origins"} <= set(settings)
+    assert set(asdict(DetectorConfig().mutual)) <= set(settings["scorers"]["mutual"])
+    assert settings["scorers"]["mutual"]["image_score_from"] == "upsampled_max"
+    assert settings["ran"]["evidence"]["mutual"]["groups"] == 1 and settings["ran"]["postprocess"]["sigma"] == 0
+    assert settings["origins"]["scorers.mutual.image_score_from"] == "preset musc"
     assert settings["backbone"]["input_size"] == 224 and settings["backbone"]["quick_gelu"] is False
 
 

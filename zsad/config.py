@@ -1,211 +1,363 @@
-"""Detector configuration: one dataclass tree, built from flat options in one place.
+"""Detector configuration: a tree of sections, each owned by its component, built from options in one place.
 
-``build_config(**options)`` is the only road from user options (CLI flags, ``Detector(...)`` keyword arguments,
-preset files) to a ``DetectorConfig``; the CLI and the Python API both call it, so an option means the same thing
-everywhere. Unknown options are an error, not silently ignored.
+``DetectorConfig`` holds the backbone (``BackboneSpec``), the text head, the method, one config per registered
+scorer (``scorers``: name -> that scorer's own dataclass), post-processing overrides, the verdict rule, the
+explainer, the runtime (device, precision, batch size) and the reasoning layer. Every field is declared once with
+its help (``zsad.config_fields.setting``); flat option names (``input_size``, ``coreset``, ``sigma``) address them.
+
+``build_config(preset=..., **options)`` is the only road from user options (CLI flags, ``Detector(...)`` keyword
+arguments, preset files, an adapter's trained settings) to a ``DetectorConfig``. Precedence, lowest first:
+
+    built-in default < the scorer's default < preset < adapter's trained setting < explicit option
+
+applied here, once. Every value an adapter or an explicit option changes over a preset's or an adapter's is
+reported in one warning; scorer defaults (post-processing) are resolved when the method is known
+(``resolved_postprocess``), and an explicit value that departs from them is reported there. Which level set each
+value is kept in ``origins`` and recorded in results.json. Unknown options are an error, never ignored.
+
+This module imports no torch: option errors come before any model library loads.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field, replace
+import warnings
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
-from zsad.backbones import BackboneSpec
+from zsad.backbones.spec import BackboneSpec
+from zsad.config_fields import Setting, coerce, jsonable, positive_int, section_settings, setting
 from zsad.errors import ZsadError
-from zsad.scoring.mutual import MutualConfig
-from zsad.scoring.mutual.config import rscin_k_for
-from zsad.scoring.reference import ReferenceConfig
-from zsad.scoring.text import TextConfig
+from zsad.explain.base import EXPLAINERS, explainer_names
+from zsad.postprocess import DEFAULT_POSTPROCESS, PostprocessConfig
+from zsad.reasoning.config import ReasoningConfig
+from zsad.scoring.configs import TextHeadConfig, backbone_settings_of, default_postprocess_of
+from zsad.scoring.registry import SCORERS, TEXT_HEADS, method_help, method_names
 from zsad.verdict import ThresholdRule
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how the backbone runs; changes speed and memory, not what is computed (up to precision)."""
+
+    device: str = setting("auto", metavar="DEVICE", help="auto (CUDA when available, else CPU), cpu, cuda, cuda:N")
+    precision: str = setting("auto", choices=PRECISIONS, help="auto: bf16 on CUDA, fp32 on CPU (fp32 is faster "
+                                                              "than bf16 on most CPUs)")
+    batch_size: int = setting(8, parse=positive_int, metavar="N", help="images per backbone pass")
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ZsadError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.precision not in PRECISIONS:
+            raise ZsadError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
+
+
+def default_scorer_configs() -> dict[str, Any]:
+    """Each registered scorer's config with its defaults (scorers without settings have none)."""
+    return {name: cls() for name in SCORERS.names() if (cls := SCORERS.config(name)) is not None}
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
     backbone: BackboneSpec = field(default_factory=BackboneSpec)
-    method: str = "auto"  # a registered scorer name, or "auto" (every evidence the inputs allow, fused)
-    text: TextConfig = field(default_factory=TextConfig)
-    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
-    reference_rotations: bool = False  # add 90/180/270-degree copies of each reference (AnomalyDINO)
-    # Layers searched by few-shot scoring; None = the last extracted layer, as AnomalyDINO. Each layer adds one
-    # nearest-neighbour search over the whole memory, so more layers cost more than they usually return.
-    reference_layers: tuple[int, ...] | None = None
-    mutual: MutualConfig = field(default_factory=MutualConfig)
-    min_mutual_batch: int = 8  # "auto" uses mutual scoring from this many test images on
-    batch_size: int = 8
-    device: str = "auto"  # "auto": CUDA when available, else CPU
-    precision: str = "auto"  # "auto": bf16 on CUDA, fp32 on CPU (fp32 is faster than bf16 on most CPUs)
-    sigma: float = 4.0
+    text_head: TextHeadConfig = field(default_factory=TextHeadConfig)
+    method: str = setting("auto", choices=method_names, help=method_help)
+    fuse: bool = setting(False, help="with --method auto: run every evidence the inputs allow and fuse them (as "
+                                     "--preset zsad)")
+    scorers: dict[str, Any] = field(default_factory=default_scorer_configs)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     threshold: ThresholdRule = field(default_factory=ThresholdRule)
-    explainer: str = "factual"
-    # "auto" runs the single strongest evidence the inputs allow; fuse=True runs every one and fuses them.
-    fuse: bool = False
-    align_corners: bool = False  # upsampling of grid maps (MuSc's official code: True)
-    # Where maps are Gaussian-smoothed: "input" (at the backbone's input size, then resized to the original) or
-    # "original" (grid upsampled straight to the original frame and smoothed there: AnomalyDINO's official code).
-    smooth_at: str = "input"
-    gaussian_padding: str = "mirror"  # Gaussian border: "mirror" (d c b | a b c d) or "symmetric" (scipy's default)
-    resize: str = "bicubic"  # image resize to the input size: bicubic (CLIP) or bilinear (MuSc's DINO pipeline)
-    # Settings of scorers that live outside the typed sections above, by scorer name (e.g. "winclip",
-    # "anomalyclip"): each scorer builds its own config from its entry, so a new scorer needs no field here.
-    scorer_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    preset: str | None = None  # the preset these settings started from (recorded in results)
+    explainer: str = setting("auto", flag="--explain", choices=explainer_names,
+                             help="explainer: auto (llm with an LLM, rules with --rules/--define, else factual), or "
+                                  "one of the registered explainers")
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    reasoning: ReasoningConfig = field(default_factory=ReasoningConfig)
+    preset: str | None = None  # the preset these settings started from
+    # Which level set each value that is not a built-in default ("preset musc", "adapter NAME", "option",
+    # "required by winclip"), by setting path; recorded in results.json.
+    origins: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def scorer(self, name: str) -> Any:
+        """The config of a registered scorer (None for a scorer without settings)."""
+        return self.scorers.get(SCORERS.canonical(name))
+
+    def resolved_postprocess(self, method: str | None) -> PostprocessConfig:
+        """The post-processing that runs when ``method`` is the only evidence (None: fused evidence): zsad's default,
+        then the scorer's own default, then what a preset, an adapter or the user set."""
+        own = default_postprocess_of(self.scorers.get(method) if method else None)
+        return self.postprocess.over(own.over(DEFAULT_POSTPROCESS))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return jsonable(self)
+
+    def __getattr__(self, name: str) -> Any:
+        """zsad 0.1's flat attributes, for reading: ``config.mutual`` (a scorer's section), ``config.reference``
+        (the few-shot memory's settings), ``config.sigma`` and the other post-processing names (the value the
+        configured method runs with), and any flat option (``config.batch_size``). Only called for names that
+        are not fields."""
+        if name.startswith("_") or name in _FIELD_NAMES:
+            raise AttributeError(name)
+        scorers = object.__getattribute__(self, "scorers")
+        if name in scorers:
+            return scorers[name]
+        if name == "reference":
+            return scorers["fewshot"].memory_config()
+        if name in _POSTPROCESS_ALIASES:
+            method = None if self.method == "auto" or self.fuse else self.method
+            return getattr(self.resolved_postprocess(method), _POSTPROCESS_ALIASES[name])
+        item = settings_table().get(name)
+        if item is None or item.field is None:
+            raise AttributeError(f"'DetectorConfig' has no setting {name!r}")
+        return getattr(_section(self, item.section), item.field)
 
 
-# flat option -> (path in DetectorConfig, converter). The CLI's flags and Detector's keyword arguments use these names.
-def _tuple(value):
-    return None if value is None else tuple(value)
+_FIELD_NAMES = frozenset(f.name for f in fields(DetectorConfig))
+_POSTPROCESS_ALIASES = {"sigma": "sigma", "align_corners": "align_corners", "smooth_at": "smooth_at",
+                        "gaussian_padding": "padding"}
 
 
-OPTIONS: dict[str, tuple[str, Any]] = {
-    "backbone": ("backbone.name", str),
-    "pretrained": ("backbone.pretrained", lambda v: None if v is None else str(v)),
-    "input_size": ("backbone.input_size", lambda v: None if v is None else int(v)),
-    "layers": ("backbone.layers", _tuple),
-    "vv_layers": ("backbone.vv_layers", int),
-    "dpam_layer": ("backbone.dpam_layer", int),
-    "windows": ("backbone.windows", _tuple),
-    "pos_interpolation": ("backbone.pos_interpolation", str),
-    "cls_ln_post": ("backbone.cls_ln_post", bool),
-    "quick_gelu": ("backbone.quick_gelu", bool),
-    "method": ("method", str),
-    "object_name": ("text.object_name", str),
-    "prompts": ("text.prompts", str),
-    "text_image_score": ("text.image_score", str),
-    "coreset": ("reference.coreset_ratio", lambda v: None if v is None else float(v)),
-    "reference_metric": ("reference.metric", str),
-    "rotations": ("reference_rotations", bool),
-    "reference_layers": ("reference_layers", _tuple),
-    "mutual_max_refs": ("mutual.max_refs", lambda v: None if v is None else int(v)),
-    "mutual_groups": ("mutual.groups", int),
-    "rscin": ("mutual.rscin_k", lambda v: MutualConfig.rscin_k if v is True else None if v is False else _tuple(v)),
-    "rscin_dataset": ("mutual.rscin_k", lambda v: rscin_k_for(str(v))),
-    "min_mutual_batch": ("min_mutual_batch", int),
-    "batch_size": ("batch_size", int),
-    "device": ("device", str),
-    "precision": ("precision", str),
-    "sigma": ("sigma", float),
-    "threshold": ("threshold", lambda v: ThresholdRule("fixed", float(v))),
-    "explainer": ("explainer", str),
-    "fuse": ("fuse", bool),
-    "align_corners": ("align_corners", bool),
-    "smooth_at": ("smooth_at", str),
-    "gaussian_padding": ("gaussian_padding", str),
-    "resize": ("resize", str),
-    # whole sections, as dicts of their fields (preset files use these)
-    "text": ("text", dict),
-    "reference": ("reference", dict),
-    "mutual": ("mutual", dict),
-    "scorer_options": ("scorer_options", dict),
-}
+def config_sections():
+    """(section path, dataclass, option prefix, help group) of every section, in the order ``--help`` lists them."""
+    yield ("backbone",), BackboneSpec, "", "backbone"
+    yield ("text_head",), TextHeadConfig, "", "text prompts"
+    yield (), DetectorConfig, "", "evidence"
+    for name in SCORERS.names():
+        cls = SCORERS.config(name)
+        if cls is not None:
+            yield ("scorers", name), cls, f"{name}_", f"scorer {name} ({SCORERS.help(name)})"
+    yield ("postprocess",), PostprocessConfig, "", "map post-processing"
+    yield ("threshold",), ThresholdRule, "", "verdict"
+    yield ("runtime",), RuntimeConfig, "", "runtime"
+    yield ("reasoning",), ReasoningConfig, "", "reasoning (definitions in words, rules, LLM explanations)"
 
 
-def _set(config, path: str, value):
-    head, _, rest = path.partition(".")
-    if not rest:
-        return replace(config, **{head: value})
-    return replace(config, **{head: _set(getattr(config, head), rest, value)})
+def settings_table() -> dict[str, Setting]:
+    """Every flat option of ``DetectorConfig`` (with the scorers registered now), by name."""
+    table: dict[str, Setting] = {}
+    for section, cls, prefix, group in config_sections():
+        for item in section_settings(cls, section, prefix, group):
+            if item.option in table:
+                raise RuntimeError(f"option {item.option!r} is declared twice ({table[item.option].path}, "
+                                   f"{item.path}); give one of the fields another option name")
+            table[item.option] = item
+    return table
 
 
-def _section(config, path: str, fields: dict):
-    """Set several fields of a section (lists become tuples); dict-valued fields are merged key by key."""
-    current = config
-    for part in path.split("."):
-        current = getattr(current, part)
-    if isinstance(current, dict):
-        return _set(config, path, {**current, **fields})
-    unknown = [key for key in fields if not hasattr(current, key)]
-    if unknown:
-        raise ZsadError(f"unknown setting {path}.{unknown[0]}; known: {', '.join(vars(current))}")
-    values = {key: tuple(value) if isinstance(value, list) else value for key, value in fields.items()}
-    return _set(config, path, replace(current, **values))  # all at once: fields may depend on each other
+def _section(config: DetectorConfig, path: tuple[str, ...]) -> Any:
+    current: Any = config
+    for part in path:
+        current = current[part] if isinstance(current, dict) else getattr(current, part)
+    return current
 
 
-def apply_options(config: DetectorConfig, options: dict[str, Any]) -> DetectorConfig:
-    """``config`` with flat options applied (names in ``OPTIONS``); ``None`` values keep the field."""
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise ZsadError(f"unknown detector option(s) {unknown}; known: {', '.join(OPTIONS)}")
+# -- options -> assignments ---------------------------------------------------------------------------------------
+
+# Keys of preset files and ``Detector(...)`` that hold a whole section as a dict. ``text`` mixes the text head and
+# the text scorer (zsad 0.1 had one section for both); ``reference`` is the few-shot scorer's 0.1 name.
+LEGACY_SECTIONS = {"reference": ("scorers", "fewshot"), "scorer_options": ("scorers",)}
+SECTIONS = {"backbone": ("backbone",), "text_head": ("text_head",), "postprocess": ("postprocess",),
+            "threshold": ("threshold",), "runtime": ("runtime",), "reasoning": ("reasoning",), "scorers": ("scorers",)}
+
+
+def _section_class(path: tuple[str, ...]) -> type:
+    return {section: cls for section, cls, _, _ in config_sections()}[path]
+
+
+def _section_assignments(path: tuple[str, ...], values: dict, where: str) -> dict[tuple[tuple[str, ...], str], Any]:
+    if not isinstance(values, dict):
+        raise ZsadError(f"{where} must be a mapping of its settings, got {values!r}")
+    if path == ("scorers",):
+        out = {}
+        for name, section in values.items():
+            out.update(_section_assignments(("scorers", SCORERS.canonical(name)), section, f"{where}.{name}"))
+        return out
+    if path == ("text",):  # 0.1's text section: the text head's fields and the text scorer's
+        head = {k: v for k, v in values.items() if k in {f.name for f in fields(TextHeadConfig)}}
+        rest = {k: v for k, v in values.items() if k not in head}
+        return {**_section_assignments(("text_head",), head, where),
+                **_section_assignments(("scorers", "text"), rest, where)}
+    cls = _section_class(path)
+    known = {f.name: f for f in fields(cls)}
+    out = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ZsadError(f"unknown setting {'.'.join(path[-1:])}.{key}; known: {', '.join(known)}")
+        out[(path, key)] = value
+    return out
+
+
+def expand(options: dict[str, Any], keep_none: bool = False, where: str = "option") -> dict[str, Any]:
+    """Flat options (and section dicts) -> {"section.path.field": value}, coerced to each field's type.
+
+    None means "not given" (so ``Detector(backbone=None)`` keeps the preset's backbone), unless ``keep_none``: the
+    CLI's ``none`` sets an optional field to None.
+    """
+    table = settings_table()
+    raw: dict[tuple[tuple[str, ...], str], Any] = {}
+    unknown = []
     for name, value in options.items():
-        if value is None:
+        if value is None and not keep_none:
             continue
-        path, convert = OPTIONS[name]
-        try:
-            config = _section(config, path, value) if convert is dict else _set(config, path, convert(value))
-        except (TypeError, ValueError) as error:
-            raise ZsadError(f"option {name}={value!r}: {error}") from None
+        section = SECTIONS.get(name) or LEGACY_SECTIONS.get(name) or (("text",) if name == "text" else None)
+        if section is None and name in SCORERS and isinstance(value, dict):
+            section = ("scorers", SCORERS.canonical(name))
+        if section is not None and isinstance(value, dict):
+            raw.update(_section_assignments(section, value, name))
+            continue
+        item = table.get(name)
+        if item is None:
+            unknown.append(name)
+            continue
+        raw.update(_assign(item, value, where))
+    if unknown:
+        raise ZsadError(f"unknown detector option(s) {sorted(unknown)}; known: {', '.join(sorted(table))}")
+    out = {}
+    for (path, key), value in raw.items():
+        annotation = _field_types(path)[key]
+        out[".".join((*path, key))] = coerce(annotation, value, f"{where} {'.'.join((*path, key))}")
+    return out
+
+
+def _assign(item: Setting, value: Any, where: str) -> dict[tuple[tuple[str, ...], str], Any]:
+    try:
+        fields_ = item.to(value)
+    except (TypeError, ValueError) as error:
+        raise ZsadError(f"{where} {item.option}={value!r}: {error}") from None
+    return {(item.section, key): v for key, v in fields_.items()}
+
+
+def _field_types(path: tuple[str, ...]) -> dict[str, Any]:
+    import typing
+
+    return typing.get_type_hints(_section_class(path))
+
+
+# -- layers -> config ---------------------------------------------------------------------------------------------
+
+
+def apply_values(config: DetectorConfig, values: dict[str, Any]) -> DetectorConfig:
+    """``config`` with {"section.field": value} set, each section replaced at once (its fields may depend on each
+    other: ``dpam_layer`` and ``vv_layers``)."""
+    by_section: dict[tuple[str, ...], dict[str, Any]] = {}
+    for path, value in values.items():
+        *section, key = path.split(".")
+        by_section.setdefault(tuple(section), {})[key] = value
+    for section, changes in by_section.items():
+        config = _replace_section(config, section, changes)
     return config
 
 
-def build_config(base: DetectorConfig | None = None, preset: str | None = None, **options) -> DetectorConfig:
-    """A ``DetectorConfig``: the base (or defaults), then the preset's settings, then ``options`` on top.
+def _replace_section(config: DetectorConfig, section: tuple[str, ...], changes: dict[str, Any]) -> DetectorConfig:
+    if not section:
+        return replace(config, **changes)
+    if section[0] == "scorers":
+        name = section[1]
+        current = config.scorers.get(name)
+        if current is None:
+            raise ZsadError(f"scorer {name} has no settings")
+        return replace(config, scorers={**config.scorers, name: replace(current, **changes)})
+    return replace(config, **{section[0]: replace(getattr(config, section[0]), **changes)})
 
-    An option given explicitly always wins over the preset (``--preset musc --input-size 336``). Learned prompts
-    (``prompts="learned:NAME"``) bring the base model and backbone settings they were trained in, applied between
-    the preset and the explicit options; an explicit option that differs from them is honoured with a warning.
-    """
+
+def build_config(base: DetectorConfig | None = None, preset: str | None = None, *, keep_none: bool = False,
+                 **options) -> DetectorConfig:
+    """A ``DetectorConfig``: the base (or defaults), the preset, an adapter's trained settings, then ``options``
+    (see the module docstring for the precedence and what is reported). ``keep_none``: a None option sets the field
+    to None instead of meaning "not given" (the CLI's ``none``)."""
     config = base or DetectorConfig()
+    layers: list[tuple[str, dict[str, Any]]] = []
+    preset_name = config.preset
     if preset is not None:
         from zsad.presets import load_preset
 
         chosen = load_preset(preset)
-        config = replace(apply_options(config, chosen.options), preset=chosen.name)
-    trained = _trained_options(options.get("prompts") or config.text.prompts)
+        preset_name = chosen.name
+        layers.append((f"preset {chosen.name}", expand(chosen.options, where=f"preset {chosen.name}:")))
+    explicit = expand(options, keep_none=keep_none)
+    prompts = explicit.get("text_head.prompts") or next(
+        (values["text_head.prompts"] for _, values in reversed(layers) if "text_head.prompts" in values),
+        config.text_head.prompts)
+    trained = trained_options(prompts)
     if trained:
-        config = apply_options(config, trained)
-        if "backbone" in trained:  # the base model's own tag, also when it has none (None would keep the preset's)
-            config = replace(config, backbone=replace(config.backbone, pretrained=trained.get("pretrained")))
-        _warn_untrained(trained, options)
-    config = apply_options(config, options)
+        layers.append((f"adapter {Path(prompts.split(':', 1)[1]).name}", expand(trained, where="adapter setting")))
+    layers.append(("option", explicit))
+
+    values, origins = {}, dict(config.origins)
+    overridden = []
+    for origin, layer in layers:
+        for path, value in layer.items():
+            before = values.get(path, _value_at(config, path))
+            # A preset replaces built-in defaults, which is what it is for; an adapter or an explicit option that
+            # replaces a preset's or an adapter's value is reported.
+            if not origin.startswith("preset") and path in origins and before != value:
+                overridden.append((path, value, origin, before, origins[path]))
+            values[path] = value
+            origins[path] = origin
+    config = apply_values(config, values)
+    config = _with_requirements(config, origins)
     validate(config)
-    return config
-
-
-def _trained_options(prompts: str | None) -> dict[str, Any]:
-    if not prompts or not prompts.startswith("learned:"):
-        return {}
-    from zsad.learning.adapters import trained_options
-
-    return trained_options(prompts.split(":", 1)[1])
-
-
-def _warn_untrained(trained: dict[str, Any], options: dict[str, Any]) -> None:
-    differ = {k: (trained[k], options[k]) for k in trained
-              if k != "vv_layers" and options.get(k) is not None and _normal(options[k]) != _normal(trained[k])}
-    if differ:
-        import warnings
-
-        listed = "; ".join(f"{k}: trained {a}, running {b}" for k, (a, b) in differ.items())
-        warnings.warn(f"the learned prompts run outside the setting they were trained in ({listed}); "
-                      "drop these options to use the adapter's own", UserWarning, stacklevel=3)
-
-
-def _normal(value):
-    return list(value) if isinstance(value, (list, tuple)) else value
+    if overridden:
+        _report(overridden)
+    return replace(config, preset=preset_name, origins=origins)
 
 
 def validate(config: DetectorConfig) -> None:
-    """Refuse values that would only fail (or silently mislead) after the model is loaded."""
-    from zsad.scoring.base import method_names
-
+    """What the sections cannot check alone: the method and explainer names against their registries."""
     if config.method not in method_names():
         raise ZsadError(f"unknown method {config.method!r}; use one of {', '.join(method_names())}")
-    if config.batch_size < 1:
-        raise ZsadError(f"batch size must be at least 1, got {config.batch_size}")
-    size = config.backbone.input_size
-    if size is not None and size < 16:
-        raise ZsadError(f"input size {size} px is too small; use at least one patch (e.g. 224 or 518), or omit it")
-    if config.threshold.kind == "fixed" and not math.isfinite(config.threshold.value):
-        raise ZsadError(f"threshold {config.threshold.value} is not a finite number; pass e.g. --threshold 0.5")
-    if config.resize not in ("bicubic", "bilinear"):
-        raise ZsadError(f"resize {config.resize!r} must be 'bicubic' or 'bilinear'")
-    if config.smooth_at not in ("input", "original"):
-        raise ZsadError(f"smooth_at {config.smooth_at!r} must be 'input' or 'original'")
-    if config.gaussian_padding not in ("mirror", "symmetric"):
-        raise ZsadError(f"gaussian_padding {config.gaussian_padding!r} must be 'mirror' or 'symmetric'")
-    if config.sigma < 0 or not math.isfinite(config.sigma):
-        raise ZsadError(f"sigma {config.sigma} must be a finite number >= 0 (0 = no smoothing)")
-    if config.backbone.layers is not None and min(config.backbone.layers) < 1:
-        raise ZsadError(f"layers {list(config.backbone.layers)} must be 1-based block numbers (>= 1)")
+    if config.explainer != "auto" and config.explainer not in EXPLAINERS:
+        raise ZsadError(f"unknown explainer {config.explainer!r}; use one of {', '.join(explainer_names())}")
+
+
+def _value_at(config: DetectorConfig, path: str) -> Any:
+    *section, key = path.split(".")
+    try:
+        return getattr(_section(config, tuple(section)), key)
+    except (AttributeError, KeyError):
+        return None
+
+
+def _with_requirements(config: DetectorConfig, origins: dict[str, str]) -> DetectorConfig:
+    """Backbone settings the named method needs (WinCLIP asks the backbone for its window sizes)."""
+    if config.method == "auto":
+        return config
+    needed = backbone_settings_of(config.scorer(config.method), config.backbone.windows)
+    changed = {k: v for k, v in needed.items() if getattr(config.backbone, k) != v}
+    if not changed:
+        return config
+    origins.update({f"backbone.{k}": f"required by {config.method}" for k in changed})
+    return replace(config, backbone=replace(config.backbone, **changed))
+
+
+def _report(overridden: list[tuple[str, Any, str, Any, str]]) -> None:
+    names = {item.path: item.option for item in settings_table().values() if item.field is not None}
+    listed = "; ".join(f"{names.get(path, path)} {_show(value)} ({origin}) replaces {_show(before)} ({was})"
+                       for path, value, origin, before, was in overridden)
+    hint = ""
+    if any(was.startswith("adapter") for *_, was in overridden):
+        hint = ("; the learned prompts then run outside the setting they were trained in (drop these options to "
+                "use the adapter's own)")
+    warnings.warn(f"settings override a preset or adapter: {listed}{hint}", UserWarning, stacklevel=3)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "[" + " ".join(map(str, value)) + "]"
+    return str(value)
+
+
+def trained_options(prompts: str | None) -> dict[str, Any]:
+    """The settings a text-head family says its head was trained in (an adapter's backbone settings), else {}."""
+    if not prompts or ":" not in prompts:
+        return {}
+    prefix, _, value = prompts.partition(":")
+    if prefix not in TEXT_HEADS:
+        return {}
+    target = TEXT_HEADS.entry(prefix).info.get("trained_options")
+    if target is None:
+        return {}
+    from zsad.registry import load_target
+
+    return load_target(target)(value)

@@ -16,6 +16,8 @@ CLI lists scorers.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -113,3 +115,25 @@ class Registry:
 
     def entries(self) -> list[Entry]:
         return [self._entries[name] for name in self.names()]
+
+
+def lazy_exports(package: str, exports: dict[str, tuple[str, ...]]) -> list[str]:
+    """Make the names of ``exports`` ({submodule: names}) load their submodule on first use, so that importing the
+    package (for ``--help``, or for a torch-free config) loads nothing heavy; returns the package's ``__all__``::
+
+        __all__ = lazy_exports(__name__, {"pipeline": ("mutual_scores",), "lnamd": ("lnamd",)})
+
+    Reads of an exported name always give the exported object, also when it is named like its submodule
+    (``lnamd``) and that submodule was imported first (which binds the submodule on the package): the package's
+    class answers those reads, as the eager ``from .lnamd import lnamd`` did.
+    """
+    module_of = {name: module for module, names in exports.items() for name in names}
+
+    class LazyPackage(types.ModuleType):
+        def __getattribute__(self, name: str) -> Any:
+            if name in module_of:
+                return getattr(importlib.import_module(f"{package}.{module_of[name]}"), name)
+            return super().__getattribute__(name)
+
+    sys.modules[package].__class__ = LazyPackage
+    return sorted(module_of)

@@ -12,7 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from zsad.scoring.postprocess import MapPostprocess
+from zsad.postprocess.maps import MapPostprocess
+
+
+def unsmoothed(grid_map: np.ndarray) -> MapPostprocess:
+    """For a map whose post-processing was not recorded: bilinear resize of the grid itself, no smoothing (nothing
+    is guessed about the backbone that made it)."""
+    return MapPostprocess(input_size=int(max(grid_map.shape)), sigma=0.0)
 
 
 @dataclass(frozen=True)
@@ -74,8 +80,7 @@ class AnomalyResult:
 
     def map_at(self, size: tuple[int, int]) -> np.ndarray:
         """The map upsampled, smoothed and resized to ``size`` = (width, height)."""
-        post = self.postprocess or MapPostprocess(input_size=max(self.grid_map.shape) * 16)
-        return post.apply(self.grid_map, size)
+        return (self.postprocess or unsmoothed(self.grid_map)).apply(self.grid_map, size)
 
     def map_stats(self) -> dict[str, float]:
         """Summary of the map on the patch grid; ``anomalous_area`` is the share above the pixel threshold."""

@@ -11,24 +11,37 @@ reports); a fixed number can also be given.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from zsad.config_fields import Alias, finite_float, setting
 from zsad.errors import ZsadError
+from zsad.robust import robust_scale
 
-MAD_TO_SIGMA = 1.4826
+RULES = ("mad", "fixed")
 
 
 @dataclass(frozen=True)
 class ThresholdRule:
-    kind: str = "mad"  # "mad": median + k * 1.4826 * MAD of the batch; "fixed": ``value`` is the threshold
-    value: float = 3.0
-    min_batch: int = 8
+    """The verdict rule. ``--threshold T`` is the short form of ``kind: fixed, value: T``."""
+
+    kind: str = setting("mad", option="threshold_rule", choices=RULES, cli=False,
+                        help="mad: batch median + k x 1.4826 x MAD of the image scores; fixed: value is the threshold",
+                        aliases=(Alias("threshold", lambda t: {"kind": "fixed", "value": finite_float(str(t))},
+                                       type=float, help="fixed verdict threshold on the image score (default: the "
+                                                        "batch rule, see README)"),))
+    value: float = setting(3.0, option="threshold_value", cli=False,
+                           help="k of the mad rule, or the fixed threshold")
+    min_batch: int = setting(8, option="threshold_min_batch", cli=False,
+                             help="smallest batch the mad rule decides; below it the evidence's own threshold")
 
     def __post_init__(self):
-        if self.kind not in ("mad", "fixed"):
+        if self.kind not in RULES:
             raise ZsadError(f"threshold rule must be 'mad' or 'fixed', got {self.kind!r}")
+        if not math.isfinite(self.value):
+            raise ZsadError(f"threshold {self.value} is not a finite number; pass e.g. --threshold 0.5")
 
 
 @dataclass(frozen=True)
@@ -42,12 +55,12 @@ def decide_threshold(scores: np.ndarray, rule: ThresholdRule, natural: float | N
     scores = scores[np.isfinite(scores)]
     if rule.kind == "fixed":
         return Threshold(float(rule.value), f"fixed {rule.value:g}")
-    median = float(np.median(scores)) if scores.size else 0.0
-    mad = float(np.median(np.abs(scores - median))) if scores.size else 0.0
-    if scores.size >= rule.min_batch and mad > 0:
-        value = median + rule.value * MAD_TO_SIGMA * mad
+    median, sigma = robust_scale(scores, floor=False)
+    if scores.size >= rule.min_batch and sigma > 0:
+        value = median + rule.value * sigma
         return Threshold(value, f"batch median + {rule.value:g} x 1.4826 x MAD over {scores.size} images")
-    reason = f"only {scores.size} images" if scores.size < rule.min_batch else "scores without spread"
+    count = f"{scores.size} image" if scores.size == 1 else f"{scores.size} images"
+    reason = f"only {count}" if scores.size < rule.min_batch else "scores without spread"
     if natural is not None:
         return Threshold(natural, f"natural threshold {natural:g} ({reason} for the batch rule)")
     return Threshold(None, f"no verdict: {reason} for the batch rule; pass a fixed threshold or calibrate with labels")

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # starts other processes: skipped by the fast lane, -m 'not slow'
+
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
 

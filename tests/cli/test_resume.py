@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # starts other processes: skipped by the fast lane, -m 'not slow'
+
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 N_IMAGES = 40
 

@@ -131,3 +131,27 @@ def test_a_definition_in_words_reaches_the_detector(cache, examples):
     assert detector.reasoning.definition.defects
 
 
+
+
+def test_the_preset_sets_backbone_and_method_unless_changed_after(cache, factory, examples):
+    """0.1: the page's Backbone and Method were always passed and beat the chosen preset (preset winclip silently
+    ran text scoring; musc-dinov2 built a CLIP). Choosing a preset fills them with its own values, which are then
+    not overrides; a value changed after choosing it is."""
+    from zsad.demo.session import chosen_options, preset_choice, settings_text
+
+    assert preset_choice("winclip") == {"backbone": "ViT-B-16-plus-240", "method": "winclip"}
+    assert preset_choice("musc-dinov2") == {"backbone": "dinov2-large", "method": "mutual"}
+    assert preset_choice(None) == {"backbone": "ViT-L-14-336", "method": "auto"}
+    fresh = DemoSettings(device="cpu", preset="musc-dinov2")
+    chosen = RunRequest(images=[], preset="musc-dinov2", backbone="dinov2-large", method="mutual")
+    assert "backbone" not in chosen_options(chosen, fresh, "musc-dinov2")  # the preset's own: not an override
+    assert "method" not in chosen_options(chosen, fresh, "musc-dinov2")
+    changed = RunRequest(images=[], preset="musc-dinov2", backbone="tiny-dinov2", method="mutual")
+    assert chosen_options(changed, fresh, "musc-dinov2")["backbone"] == "tiny-dinov2"
+    # the whole way: preset winclip with the tiny CLIP swapped in runs WinCLIP, not text scoring
+    request = RunRequest(images=examples[0][:3], preset="winclip", backbone="tiny-clip", method="winclip")
+    state = run_detection(cache, request, SETTINGS)
+    assert all(list(r.evidence) == ["winclip"] for r in state.results)
+    assert state.settings["ran"]["scorers"] == ["winclip"] and state.settings["preset"] == "winclip"
+    text = settings_text(state.settings)
+    assert "**preset**: winclip" in text and "ran winclip" in text and "backbone.name: option" in text

@@ -24,7 +24,7 @@ def test_fingerprint_follows_the_weights() -> None:
     with torch.no_grad():
         changed[-1].bias[0] += 1e-3  # the last tensor is hashed
     assert weights_fingerprint(changed)["sha256"] != a["sha256"]
-    assert weights_fingerprint(object()) is None
+    assert weights_fingerprint(torch.nn.Identity()) is None  # a module without parameters
 
 
 def test_random_weights_flag_and_jsonable() -> None:

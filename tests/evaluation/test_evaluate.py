@@ -57,7 +57,7 @@ def test_evaluate_returns_data_and_writes_nothing(synth: Path, capsys, tmp_path,
     assert description["detector"]["random_weights"] is True
     assert len(description["detector"]["weights_fingerprint"]["sha256"]) == 64
     assert description["versions"]["torch"] and description["seeds"] == [0] and description["shots"] == 0
-    assert description["detector"]["settings"]["sigma"] == 2.0
+    assert description["detector"]["settings"]["postprocess"]["sigma"] == 2.0
     assert run.postprocess == {"input_size": 96, "sigma": 2.0, "align_corners": False, "padding": "mirror",
                                "smooth_at": "input"}
 

@@ -41,7 +41,7 @@ def test_without_an_adapter_the_preset_settings_stand():
 def test_api_detects_with_the_adapter_as_trained(trained):
     data, adapter = trained
     config = build_config(preset="anomalyclip", prompts=f"learned:{adapter}")
-    assert (config.backbone.name, config.backbone.pretrained, config.backbone.input_size) == ("tiny-clip", None, 64)
+    assert (config.backbone.name, config.backbone.pretrained, config.backbone.input_size) == ("tiny-clip", "random", 64)
     assert (config.backbone.layers, config.backbone.dpam_layer, config.backbone.vv_layers) == ((2, 4), 3, 2)
     detector = Detector(preset="anomalyclip", prompts=f"learned:{adapter}")
     images = sorted((data / "pill" / "test").glob("*/*.png"))
@@ -61,12 +61,13 @@ def test_api_detects_with_the_adapter_as_trained(trained):
         expected = anomalyclip_scores(backbone(batch), text, AnomalyCLIPConfig()).scores
     assert load_image(images[0]).image.size == (64, 64)
     assert results[0].score == pytest.approx(float(expected[0]), abs=1e-5)
-    assert detector.describe()["text_head"]["adapter"] == "pills"
+    assert detector.describe()["ran"]["text_head"]["adapter"] == "pills"
 
 
 def test_explicit_options_win_with_a_warning(trained):
     _, adapter = trained
-    with pytest.warns(UserWarning, match="input_size: trained 64, running 128"):
+    with pytest.warns(UserWarning, match=r"input_size 128 \(option\) replaces 64 \(adapter pills\); the learned "
+                                         "prompts then run outside the setting they were trained in"):
         config = build_config(prompts=f"learned:{adapter}", input_size=128)
     assert config.backbone.input_size == 128
     with warnings.catch_warnings():
@@ -87,8 +88,8 @@ def test_cli_detect_and_eval_with_the_adapter(trained, tmp_path, capsys):
     capsys.readouterr()
     assert main(["detect", str(data / "pill" / "test" / "good"), "--prompts", f"learned:{adapter}",
                  "--input-size", "128", "--out", str(tmp_path / "w")]) == 0
-    assert "zsad: warning: the learned prompts run outside the setting they were trained in (input_size: trained 64, " \
-           "running 128)" in capsys.readouterr().err
+    assert "zsad: warning: settings override a preset or adapter: input_size 128 (option) replaces 64 (adapter " \
+           "pills); the learned prompts then run outside the setting they were trained in" in capsys.readouterr().err
 
 
 def test_demo_lists_adapters_under_the_working_folder(trained, monkeypatch):

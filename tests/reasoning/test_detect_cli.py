@@ -39,7 +39,7 @@ def test_detect_with_a_definition_and_a_local_llm_explains_every_anomaly(batch, 
     assert code == 0
     assert "definition understood as" in capsys.readouterr().err
     report = json.loads((out / "results.json").read_text())
-    assert report["settings"]["reasoning"]["definition"]["defects"] == ["hole", "stain"]
+    assert report["settings"]["ran"]["reasoning"]["definition"]["defects"] == ["hole", "stain"]
     anomalous = [r for r in report["results"] if r["verdict"] == "anomalous"]
     assert anomalous, "the tiny few-shot setting flags planted defects; nothing to explain otherwise"
     for record in anomalous:

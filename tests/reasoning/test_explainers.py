@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from zsad.explain import EXPLAINERS, top_regions
+from zsad.explain import top_regions
 from zsad.reasoning.explainers import LLMExplainer, RegionPhraser, RuleExplainer, deduction_schema
 from zsad.reasoning.rules import ImageDescription, induce_rules
 from zsad.results import AnomalyResult, EvidenceScore
@@ -42,7 +42,7 @@ def test_region_phrases_by_retrieval(phraser):
 
 
 def test_rule_explainer_offline_cites_rule_and_region(rules, phraser):
-    explainer = EXPLAINERS["rules"](rules=rules, phraser=phraser)
+    explainer = RuleExplainer(rules, phraser)
     r = result(True)
     text = explainer.explain(r, list(r.regions))
     assert r.is_anomalous and r.reasoning["verdict"] == "anomalous" and r.reasoning["source"] == "rules"
@@ -69,7 +69,7 @@ def llm_answer(**overrides):
 
 def test_llm_explainer_happy_path(server, make_openai_llm, rules, phraser):
     server.script = [("reply", llm_answer())]
-    explainer = EXPLAINERS["llm"](llm=make_openai_llm(), rules=rules, phraser=phraser)
+    explainer = LLMExplainer(make_openai_llm(), rules, phraser)
     r = result(True)
     text = explainer.explain(r, list(r.regions))
     assert r.reasoning["source"] == "llm" and r.reasoning["rule_id"] == "A2"

@@ -8,7 +8,9 @@ import torch
 
 from zsad.errors import ZsadError
 from zsad.explain import top_regions
-from zsad.reasoning.options import add_reasoning_options, reasoning_from_args
+from zsad.config import settings_table
+from zsad.config_fields import add_flags, given_options
+from zsad.reasoning.options import reasoning_setup
 from zsad.results import AnomalyResult, EvidenceScore
 from zsad.scoring.reference import ReferenceConfig, ReferenceMemory
 
@@ -16,9 +18,14 @@ DEFINE = "cracks, missing caps and stains on the label are defects; small colour
 
 
 def parse(*argv):
+    """The reasoning flags as ``zsad detect`` generates them, parsed into the setup the detector builds."""
+    from zsad.config import build_config
+
+    table = settings_table()
     parser = argparse.ArgumentParser()
-    add_reasoning_options(parser)
-    return reasoning_from_args(parser.parse_args(list(argv)))
+    add_flags(parser, table, only=lambda item: item.section == ("reasoning",) or item.option == "explainer")
+    config = build_config(keep_none=True, **given_options(parser.parse_args(list(argv)), table))
+    return reasoning_setup(config.reasoning, config.explainer)
 
 
 def run(setup, backbone, object_name="bottle"):

@@ -13,7 +13,7 @@ import torch
 from accelerate import PartialState
 
 from zsad.scoring.mutual import MutualConfig, mutual_scores
-from zsad.scoring.mutual.distributed import my_share
+from zsad.parallel import my_share
 
 
 def main(src: str, dst: str) -> None:

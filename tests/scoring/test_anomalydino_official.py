@@ -149,11 +149,10 @@ def test_non_square_images_are_where_preprocessing_still_differs():
 def test_memory_built_with_the_hub_rule_is_refused_under_the_other(tmp_path):
     from zsad.detector import Detector
     from zsad.errors import ZsadError
-    from zsad.scoring.fewshot import build_memory, load_memory
 
     images = [Image.fromarray(np.full((64, 64, 3), v, dtype=np.uint8)) for v in (40, 90)]
     hub = Detector(backbone="tiny-dinov2", input_size=224, pos_interpolation="dinov2-hub", device="cpu")
-    build_memory(hub, images).save(tmp_path / "m.safetensors")
-    assert load_memory(hub, tmp_path / "m.safetensors").meta["pos_interpolation"] == "dinov2-hub"
+    hub.build_memory(images).save(tmp_path / "m.safetensors")
+    assert hub.build_memory(tmp_path / "m.safetensors").meta["pos_interpolation"] == "dinov2-hub"
     with pytest.raises(ZsadError, match="pos_interpolation"):
-        load_memory(Detector(backbone="tiny-dinov2", input_size=224, device="cpu"), tmp_path / "m.safetensors")
+        Detector(backbone="tiny-dinov2", input_size=224, device="cpu").build_memory(tmp_path / "m.safetensors")

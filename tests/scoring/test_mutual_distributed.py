@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from zsad.scoring.mutual import MutualConfig, mutual_scores
+
+pytestmark = pytest.mark.slow  # starts other processes: skipped by the fast lane, -m 'not slow'
 
 WORKER = Path(__file__).with_name("mutual_worker.py")
 REPO = Path(__file__).resolve().parents[2]

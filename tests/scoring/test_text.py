@@ -4,10 +4,10 @@ import math
 import pytest
 import torch
 
-from zsad.backbones.base import Features
+from zsad.backbones.base import BackboneInfo, Features
 from zsad.errors import ZsadError
 from zsad.scoring.prompts import PromptSet, load_prompt_set
-from zsad.scoring.base import ScoringRun
+from zsad.scoring.base import ScorerContext, ScoringRun
 from zsad.scoring.text import TextConfig, TextScorer, score_text
 from zsad.scoring.text_heads import PromptSetHead, load_text_head
 
@@ -94,7 +94,7 @@ def test_layer_subset_uses_only_those_layers():
     normal, anomalous = direct_text_embeddings(backbone, load_prompt_set(), "object")
     expected = p_anomalous(features.projected[1, 1, 2, 3], normal, anomalous, 0.07)
     assert only4.maps[1, 2, 3].item() == pytest.approx(expected, abs=1e-5)
-    with pytest.raises(ZsadError, match="text layers \\[7\\] were not extracted"):
+    with pytest.raises(ZsadError, match="text scoring layers \\[7\\] were not extracted"):
         score_text(features, text_of(backbone), TextConfig(layers=(7,)))
 
 
@@ -130,6 +130,13 @@ def test_text_embeddings_are_cached_per_object_name():
     assert backbone.calls == 4
 
 
+def context(has_text: bool, text_head=None) -> ScorerContext:
+    """A scorer's context without a detector: the backbone's facts and the text head are all a scorer may use."""
+    info = BackboneInfo(name="fake", family="clip" if has_text else "dinov2", pretrained=None, input_size=64,
+                        patch_size=16, depth=4, layers=(2, 4), has_text=has_text)
+    return ScorerContext(backbone=info, extract=lambda images, progress=False: None, text_head=text_head)
+
+
 def test_the_scorer_reads_its_embeddings_from_the_detectors_text_head():
     class Head(PromptSetHead):
         asked = []
@@ -141,11 +148,7 @@ def test_the_scorer_reads_its_embeddings_from_the_detectors_text_head():
     backbone = FakeTextBackbone()
     head = Head(backbone, load_prompt_set("winclip"))
 
-    class FakeDetector:
-        config = type("C", (), {"text": TextConfig()})()
-        text_head = head
-
-    scorer = TextScorer(FakeDetector())
+    scorer = TextScorer(TextConfig(), context(has_text=True, text_head=head))
     scorer.start(ScoringRun(n_images=2, object_name="cable"))
     features = make_features()
     out = scorer.add(features, 0)
@@ -174,11 +177,4 @@ def test_prompt_set_composition_and_custom_yaml(tmp_path):
 
 
 def test_backbone_without_text_is_refused():
-    class NoText:
-        name = "dino"
-        has_text = False
-
-    class FakeDetector:
-        backbone = NoText()
-
-    assert "no text tower" in TextScorer.unavailable(FakeDetector(), ScoringRun(n_images=1))
+    assert "no text tower" in TextScorer.unavailable(TextConfig(), context(has_text=False), ScoringRun(n_images=1))

@@ -4,10 +4,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zsad.backbones.base import Features
+from zsad.backbones.base import BackboneInfo, Features
 from zsad.backbones.clip import CLIPBackbone, build_tiny_clip
 from zsad.errors import ZsadError
-from zsad.scoring.base import ScoringRun
+from zsad.scoring.base import ScorerContext, ScoringRun
 from zsad.scoring.text_heads import TextHead
 from zsad.scoring.winclip import (
     WinCLIPConfig,
@@ -171,12 +171,6 @@ def test_harmonic_aggregation_equals_the_per_patch_loop(grid, size):
     torch.testing.assert_close(harmonic_aggregation(scores, size), expected)
 
 
-def test_prompt_ensemble_head_is_the_default_text(tiny):
-    _, backbone, _ = tiny
-    scorer = WinCLIPScorer(type("Detector", (), {"backbone": backbone})())
-    assert scorer.text_head.describe() == {"text_head": "prompts", "prompts": "winclip"}
-
-
 def test_harmonic_aggregation_of_a_zero_score_is_zero():
     scores = torch.rand(1, 4, 5) + 0.1
     scores[0, 1, 2] = 0.0
@@ -199,7 +193,7 @@ def test_an_image_among_the_references_has_zero_few_shot_evidence(tiny):
 def test_features_without_windows_are_refused_with_the_fix(tiny):
     _, backbone, text = tiny
     features = Features(patch_tokens=torch.zeros(1, 1, 4, 4, 8), cls=torch.zeros(1, 32))
-    with pytest.raises(ZsadError, match=r"BackboneSpec\(windows=\(2, 3\)\)"):
+    with pytest.raises(ZsadError, match=r"--method winclip \(it asks the backbone for windows \[2, 3\]\)"):
         winclip(features, text)
     with torch.inference_mode():
         only_two = CLIPBackbone(backbone.model, backbone.tokenizer, "tiny", input_size=64, windows=(2,))
@@ -222,10 +216,9 @@ class FixedHead(TextHead):
         return self.text
 
 
-class FakeDetector:
-    def __init__(self, backbone, text):
-        self.backbone = backbone
-        self.text_head = FixedHead(text)
+def context(backbone, text, extract=None) -> ScorerContext:
+    """A scorer's context without a detector: the backbone's facts, the text head, the extract function."""
+    return ScorerContext(backbone=BackboneInfo.of(backbone), extract=extract, text_head=FixedHead(text))
 
 
 def test_scorer_glue_runs_winclip_and_winclip_plus(tiny):
@@ -239,26 +232,24 @@ def test_scorer_glue_runs_winclip_and_winclip_plus(tiny):
 
         return backbone(to_batch([i.image for i in loaded], 224, backbone.mean, backbone.std))
 
-    detector = FakeDetector(backbone, text)
-    assert WinCLIPScorer.unavailable(detector, ScoringRun(n_images=2)) is None
-    plain = FakeDetector(CLIPBackbone(backbone.model, backbone.tokenizer, "tiny"), text)
-    assert "--preset winclip" in WinCLIPScorer.unavailable(plain, ScoringRun(n_images=2))
+    ctx = context(backbone, text, extract)
+    assert WinCLIPScorer.unavailable(WinCLIPConfig(), ctx, ScoringRun(n_images=2)) is None
+    plain = context(CLIPBackbone(backbone.model, backbone.tokenizer, "tiny"), text)
+    assert "--preset winclip" in WinCLIPScorer.unavailable(WinCLIPConfig(), plain, ScoringRun(n_images=2))
 
     with torch.inference_mode():
         features = backbone(images)
-        scorer = WinCLIPScorer(detector)
+        scorer = WinCLIPScorer(WinCLIPConfig(), ctx)
         scorer.start(ScoringRun(n_images=2, object_name="bottle"))
         zero = scorer.add(features, 0)
-        assert scorer.describe() == {
-            "method": "winclip", "temperature": 0.07, "scales": [2, 3], "chunk_size": 2048, "text_head": "fixed"
-        }
+        assert scorer.describe() == {"method": "winclip", "text_head": "fixed"}
         assert scorer.natural_threshold() == 0.5
-        scorer.start(ScoringRun(n_images=2, object_name="bottle", references=references, extract=extract))
+        scorer.start(ScoringRun(n_images=2, object_name="bottle", references=references))
         plus = scorer.add(features, 0)
         from zsad.data.images import load_image
 
         expected = winclip(features, text, WinCLIPMemory.build(extract([load_image(r) for r in references])))
-    assert detector.text_head.asked == ["bottle", "bottle"]
+    assert ctx.text_head.asked == ["bottle", "bottle"]
     torch.testing.assert_close(zero.maps, winclip(features, text).maps)
     torch.testing.assert_close(plus.maps, expected.maps)
     assert scorer.describe()["method"] == "winclip+" and scorer.describe()["reference_images"] == 2

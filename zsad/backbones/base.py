@@ -1,13 +1,80 @@
 """The one feature API every backbone implements.
 
 A backbone turns a normalised image batch into ``Features`` in a single forward pass; every scorer reads only
-``Features``, so adding a backbone never touches a scorer.
+``Features`` and the ``BackboneInfo`` facts of the backbone, so adding a backbone never touches a scorer. The
+``Backbone`` protocol names what every family provides, so no caller has to probe for attributes.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import torch
+import torch.nn.functional as F
+
+from zsad.errors import ZsadError
+
+
+@runtime_checkable
+class Backbone(Protocol):
+    """What every backbone family provides (``CLIPBackbone``, ``DINOv2Backbone``); ``load_backbone`` sets the last
+    three from what it loaded."""
+
+    name: str
+    input_size: int
+    patch_size: int
+    depth: int
+    layers: tuple[int, ...]
+    windows: tuple[int, ...]  # WinCLIP window sizes computed by the forward pass (CLIP only)
+    vv_layers: int  # V-V attention in the last K blocks (CLIP only)
+    pos_interpolation: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    family: str  # "clip", "dinov2": the declared family (zsad.backbones.spec.BACKBONES)
+    pretrained: str | None  # the resolved weights: tag, file, "random", or None (the family's own default)
+    random_weights: bool
+
+    @property
+    def has_text(self) -> bool: ...
+
+    def __call__(self, images: torch.Tensor) -> "Features": ...
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """The facts about a loaded backbone that scorers may use (``ScorerContext.backbone``)."""
+
+    name: str
+    family: str
+    pretrained: str | None
+    input_size: int
+    patch_size: int
+    depth: int
+    layers: tuple[int, ...]
+    has_text: bool
+    windows: tuple[int, ...] = ()
+    vv_layers: int = 0
+    pos_interpolation: str = "bicubic"
+
+    @classmethod
+    def of(cls, backbone: Backbone) -> "BackboneInfo":
+        return cls(name=backbone.name, family=backbone.family, pretrained=backbone.pretrained,
+                   input_size=int(backbone.input_size), patch_size=int(backbone.patch_size),
+                   depth=int(backbone.depth), layers=tuple(backbone.layers), has_text=bool(backbone.has_text),
+                   windows=tuple(backbone.windows), vv_layers=int(backbone.vv_layers),
+                   pos_interpolation=backbone.pos_interpolation)
+
+
+def class_probabilities(embeddings: torch.Tensor, text: torch.Tensor, temperature: float) -> torch.Tensor:
+    """[..., 2]: softmax over (normal, anomalous) of the cosines of ``embeddings`` [..., D] with the two text rows
+    [2, D], divided by ``temperature`` (WinCLIP Eq. 1; APRIL-GAN's and AnomalyCLIP's ``compute_similarity``)."""
+    logits = F.normalize(embeddings.float(), dim=-1) @ F.normalize(text.float(), dim=-1).T / temperature
+    return logits.softmax(dim=-1)
+
+
+def anomaly_probability(embeddings: torch.Tensor, text: torch.Tensor, temperature: float) -> torch.Tensor:
+    """P(anomalous), shape [...]: the second entry of ``class_probabilities``."""
+    return class_probabilities(embeddings, text, temperature)[..., 1]
 
 
 @dataclass
@@ -31,6 +98,20 @@ class Features:
     @property
     def grid(self) -> tuple[int, int]:
         return int(self.patch_tokens.shape[2]), int(self.patch_tokens.shape[3])
+
+    def take(self, layers: tuple[int, ...] | None, *, projected: bool = False, what: str = "scoring") -> torch.Tensor:
+        """[B, L', h, w, C] tokens of ``layers`` (1-based block numbers; None: every extracted layer), from the
+        patch tokens or, with ``projected``, from the tokens in CLIP's text space (timm's ``feature_take_indices``:
+        one index helper and one error for every caller)."""
+        source = self.projected if projected else self.patch_tokens
+        if source is None:
+            raise ZsadError(f"{what} needs projected patch tokens, which only a CLIP backbone gives")
+        if layers is None:
+            return source
+        missing = [layer for layer in layers if layer not in self.layers]
+        if missing:
+            raise ZsadError(f"{what} layers {missing} were not extracted; the backbone returns {list(self.layers)}")
+        return source[:, [self.layers.index(layer) for layer in layers]]
 
     def select(self, index: slice | torch.Tensor) -> "Features":
         """Rows of the batch, keeping everything else."""

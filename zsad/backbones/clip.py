@@ -57,6 +57,9 @@ def _batch_first(transformer: nn.Module) -> bool:
 
 class CLIPBackbone(nn.Module):
     family = "clip"
+    # The weights it was loaded with; ``load_backbone`` sets both (a model built directly does not know them).
+    pretrained: str | None = None
+    random_weights = False
 
     def __init__(
         self,
@@ -110,13 +113,10 @@ class CLIPBackbone(nn.Module):
                     f"(= vv_layers {dpam_layer - 1}); give one of them"
                 )
             vv_layers = dpam_layer - 1
-        if not 0 <= vv_layers <= self.depth:
-            raise ZsadError(f"backbone {name}: vv_layers must be within 0..{self.depth}, got {vv_layers}")
         if pos_interpolation not in ("bicubic", "bilinear"):
             raise ZsadError(f"backbone {name}: pos_interpolation must be 'bicubic' or 'bilinear', got {pos_interpolation!r}")
         self.pos_interpolation = pos_interpolation
         self.cls_ln_post = cls_ln_post
-        self.vv_layers = vv_layers
         # The written-out forward feeds [B, N, W] tokens to each block: open_clip >= 2.26 builds batch-first
         # blocks; older versions (sequence-first) would silently give wrong CLS embeddings.
         if not _batch_first(visual.transformer):
@@ -128,10 +128,16 @@ class CLIPBackbone(nn.Module):
             raise ZsadError(f"backbone {name}: window sizes and window_batch must be positive, got {windows}")
         self.windows = tuple(sorted({int(k) for k in windows}))
         self.window_batch = int(window_batch)
-        if vv_layers and not all(
-            isinstance(b.attn, nn.MultiheadAttention) for b in visual.transformer.resblocks[-vv_layers:]
-        ):
-            raise ZsadError(f"backbone {name}: V-V attention needs standard attention blocks; use vv_layers=0")
+        self.set_vv_layers(vv_layers)
+
+    def set_vv_layers(self, vv_layers: int) -> None:
+        """V-V attention in the last ``vv_layers`` blocks (0: none); checked against the model's depth and blocks."""
+        if not 0 <= vv_layers <= self.depth:
+            raise ZsadError(f"backbone {self.name}: vv_layers must be within 0..{self.depth}, got {vv_layers}")
+        blocks = self.model.visual.transformer.resblocks
+        if vv_layers and not all(isinstance(b.attn, nn.MultiheadAttention) for b in blocks[-vv_layers:]):
+            raise ZsadError(f"backbone {self.name}: V-V attention needs standard attention blocks; use vv_layers=0")
+        self.vv_layers = int(vv_layers)
 
     @property
     def has_text(self) -> bool:

@@ -23,19 +23,12 @@ from torch import nn
 
 from zsad.backbones.base import Features
 from zsad.backbones.clip import default_layers
+from zsad.backbones.spec import DINOV2_IDS
 from zsad.backbones.weights import hub_cache_dir, hub_reachable, unavailable
 from zsad.errors import ZsadError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-# Short names users type, mapped to Hugging Face ids.
-DINOV2_IDS = {
-    f"dinov2-{size}{suffix}": f"facebook/dinov2{'-with-registers' if suffix else ''}-{size}"
-    for size in ("small", "base", "large", "giant")
-    for suffix in ("", "-reg")
-}
-
 
 POS_INTERPOLATIONS = ("bicubic", "dinov2-hub")
 HUB_INTERPOLATE_OFFSET = 0.1  # dinov2/hub/backbones.py: interpolate_offset of the models without registers
@@ -61,6 +54,11 @@ def hub_position_embeddings(position_embeddings: torch.Tensor, grid_h: int, grid
 
 class DINOv2Backbone(nn.Module):
     family = "dinov2"
+    # The weights it was loaded with; ``load_backbone`` sets both (a model built directly does not know them).
+    pretrained: str | None = None
+    random_weights = False
+    windows: tuple[int, ...] = ()  # no WinCLIP windows and no V-V attention: those need CLIP's text space
+    vv_layers = 0
 
     def __init__(self, model: nn.Module, name: str, input_size: int = 448, layers: tuple[int, ...] | None = None,
                  pos_interpolation: str = "bicubic"):

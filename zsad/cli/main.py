@@ -2,12 +2,12 @@
 
 Expected problems (bad paths, missing weights, bad options) print one line ``zsad: error: ...`` and exit 2; a run
 where every image failed exits 1; anything else is a bug and keeps its traceback. Options are checked before any
-model is loaded or image is read. Choices and help texts come from the registries (backbones, scorers).
+model is loaded or image is read. The detector's flags are generated from the config's field declarations
+(``zsad.config_fields``), and choices and help texts come from the registries: ``--help`` loads no torch.
 """
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import warnings
@@ -15,15 +15,9 @@ from pathlib import Path
 
 from zsad.errors import ZsadError
 
-DETECTOR_OPTIONS = (
-    "backbone", "pretrained", "input_size", "layers", "vv_layers", "dpam_layer", "object_name", "prompts", "method",
-    "batch_size", "device", "precision", "threshold", "coreset", "rotations", "mutual_max_refs", "mutual_groups",
-    "rscin_dataset", "fuse",
-)
-
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, but not the noise of ``(default: None)`` / ``(default: False)``."""
+    """Shows defaults, but not the noise of ``(default: None)`` / ``(default: False)`` / suppressed ones."""
 
     def _get_help_string(self, action):
         if action.default in (None, False) or action.default is argparse.SUPPRESS:
@@ -31,150 +25,96 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
 
 
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-    return value
+positive_int.__name__ = "positive integer"
 
 
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1], got {text}")
-    return value
-
-
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    """Detector options. Defaults are None so that a preset's settings show through; the help names the values
-    that apply when neither the user nor a preset sets one."""
-    from zsad.backbones import DEFAULT_BACKBONE, backbone_help
+def add_detector_options(parser: argparse.ArgumentParser) -> None:
+    """``--preset`` and one flag per detector setting (``zsad.config_fields.add_flags``)."""
+    from zsad.config import settings_table
+    from zsad.config_fields import add_flags
     from zsad.presets import list_presets
-    from zsad.scoring.base import method_help, method_names
 
-    group = parser.add_argument_group("model")
-    group.add_argument("--preset", default=None,
-                       help=f"a published setting: {', '.join(list_presets())}, or a preset YAML file; options "
-                            "given explicitly override its fields (see README, Presets)")
-    group.add_argument("--backbone", default=None, help=f"{backbone_help()} (default: {DEFAULT_BACKBONE})")
-    group.add_argument("--pretrained", default=None,
-                       help="open_clip pretrained tag, checkpoint file, or 'random' (default: the model's usual tag)")
-    group.add_argument("--input-size", type=_positive_int, default=None,
-                       help="backbone input side in px (default: the model's published setting)")
-    group.add_argument("--layers", type=_positive_int, nargs="+", default=None,
-                       help="backbone blocks whose tokens are used, 1-based (default: quarters of the depth)")
-    group.add_argument("--vv-layers", type=int, default=None,
-                       help="V-V attention in the last K CLIP blocks, text path only (default 0)")
-    group.add_argument("--dpam-layer", type=_positive_int, default=None,
-                       help="V-V attention in AnomalyCLIP's convention: its DPAM_layer N = the last N-1 blocks")
-    group.add_argument("--object", dest="object_name", default=None, help="object name for text prompts")
-    group.add_argument("--prompts", default=None,
-                       help="text head: a prompt set name (winclip), a YAML file, or learned:ADAPTER")
-    group.add_argument("--batch-size", type=_positive_int, default=None, help="images per backbone pass (default 8)")
-    group.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    group.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                       help="auto: bf16 on CUDA, fp32 on CPU")
-    group.add_argument("--threshold", type=_finite_float, default=None,
-                       help="fixed verdict threshold on the image score (default: the batch rule, see README)")
-    evidence = parser.add_argument_group("evidence")
-    evidence.add_argument("--method", default=None, choices=method_names(), help=f"(default auto) {method_help()}")
-    evidence.add_argument("--fuse", action="store_true",
-                          help="with auto: run every evidence the inputs allow and fuse them (as --preset zsad)")
-    evidence.add_argument("--references", action="append", default=None, metavar="PATH",
-                          help="good reference images: a folder, a file, or a saved memory .safetensors; "
-                               "repeat the option for several")
-    evidence.add_argument("--rotations", action="store_true", help="add 90/180/270-degree copies of the references")
-    evidence.add_argument("--coreset", type=_fraction, default=None, help="keep this fraction of reference patches")
-    evidence.add_argument("--mutual-max-refs", type=_positive_int, default=None,
-                          help="compare each image with at most this many others (bounds mutual scoring's O(N^2))")
-    evidence.add_argument("--mutual-groups", type=_positive_int, default=None,
-                          help="score the batch in this many random groups (MuSc's divide_num; default: 1 up to "
-                               "200 images, then groups of at most 200; 1 forces the full comparison)")
-    evidence.add_argument("--rscin-dataset", default=None, choices=["mvtec", "visa", "btad"],
-                          help="MuSc's RsCIN window sizes for this kind of data (mvtec: 1 2 3, visa: 1 8 9)")
-    evidence.add_argument("--no-rscin", action="store_true", help="disable RsCIN re-scoring of mutual image scores")
+    parser.add_argument("--preset", default=None,
+                        help=f"a published setting: {', '.join(list_presets())}, or a preset YAML file; options "
+                             "given explicitly override its fields (see README, Presets)")
+    add_flags(parser, settings_table())
 
 
-def _options(args) -> dict:
-    options = {name: getattr(args, name, None) for name in DETECTOR_OPTIONS}
-    options["rscin"] = False if args.no_rscin else None
-    options["rotations"] = args.rotations or None
-    options["fuse"] = args.fuse or None
-    options["preset"] = args.preset
-    return options
+def detector_config(args):
+    """The ``DetectorConfig`` of the parsed flags (``none`` sets an optional setting to None)."""
+    from zsad.config import build_config
+    from zsad.config import settings_table
+    from zsad.config_fields import given_options
+
+    return build_config(preset=args.preset, keep_none=True, **given_options(args, settings_table()))
 
 
-def _check_local_inputs(args) -> None:
+def check_local_inputs(args, config) -> None:
     """Cheap checks of everything the user named, before the model is loaded."""
     for path in getattr(args, "paths", None) or []:
         if not Path(path).exists():
-            raise ZsadError(f"{path}: no such file or folder; check the path")
-    for path in args.references or []:
+            kind = "broken symbolic link" if Path(path).is_symlink() else "no such file or folder"
+            raise ZsadError(f"{path}: {kind}; check the path")
+    for path in getattr(args, "references", None) or []:
         if not Path(path).exists():
             raise ZsadError(f"--references {path}: no such file or folder; check the path")
-    pretrained = args.pretrained
+    pretrained, name = config.backbone.pretrained, config.backbone.name
     if pretrained and (os.sep in pretrained or pretrained.endswith((".bin", ".pt", ".pth", ".safetensors"))):
         if not Path(pretrained).is_file():
             raise ZsadError(f"--pretrained {pretrained}: file not found; pass an existing checkpoint file")
-    if pretrained and (args.backbone or "").startswith("tiny-") and pretrained != "random":
-        raise ZsadError(f"--pretrained {pretrained}: {args.backbone} is a random test model and takes no weights; "
+    if pretrained not in (None, "random") and name.startswith("tiny-") and "backbone.pretrained" in _explicit(config):
+        raise ZsadError(f"--pretrained {pretrained}: {name} is a random test model and takes no weights; "
                         "drop --pretrained or pick a real backbone")
 
 
-def _detector(args, reasoning=None):
+def _explicit(config) -> set[str]:
+    return {path for path, origin in config.origins.items() if origin == "option"}
+
+
+def make_detector(args, config=None):
     from zsad.detector import Detector
 
-    return Detector(reasoning=reasoning, **_options(args))
-
-
-def _references(args):
-    if not args.references:
-        return None
-    if len(args.references) == 1 and args.references[0].endswith(".safetensors"):
-        return args.references[0]
-    return args.references
+    return Detector(config=config if config is not None else detector_config(args))
 
 
 def cmd_detect(args) -> int:
+    from zsad.parallel import finish, process_state, relaunch
+
     if args.processes > 1 and "WORLD_SIZE" not in os.environ:
-        return _relaunch(args.processes)
-    state = _process_state(args.device)
+        return relaunch(args.processes)
+    config = detector_config(args)
+    check_local_inputs(args, config)
+    state = process_state(config.runtime.device)
     try:
-        return _detect_in_process(args, state)
+        return _detect_in_process(args, config, state)
     finally:
-        if state is not None:  # every process waits for the main one to finish writing, then closes the group
-            from zsad.scoring.mutual.distributed import close_process_group
-
-            state.wait_for_everyone()
-            close_process_group()
+        finish(state)
 
 
-def _detect_in_process(args, state) -> int:
+def _detect_in_process(args, config, state) -> int:
+    from dataclasses import replace
+
     from zsad.data.images import load_image
     from zsad.outputs import ScoreJournal, check_output_folder, write_results
-    from zsad.scoring.fewshot import build_memory
+    from zsad.parallel import is_main
 
-    main_process = state is None or state.is_main_process
-    _check_local_inputs(args)
+    main_process = is_main(state)
     out = check_output_folder(Path(args.out)) if main_process else Path(args.out)
-    if state is not None and args.device == "auto":
-        args.device = str(state.device)  # one device per process
-    from zsad.reasoning import reasoning_from_args
-
-    reasoning = reasoning_from_args(args)
-    if reasoning.definition is not None and main_process:
-        print(f"definition understood as: {reasoning.definition.summary()}", file=sys.stderr)
-    detector = _detector(args, reasoning)
-    references = _references(args)
-    if references is not None and not isinstance(references, str):
-        references = build_memory(detector, references, progress=main_process)
+    if state is not None and config.runtime.device == "auto":
+        config = replace(config, runtime=replace(config.runtime, device=str(state.device)))  # one per process
+    detector = make_detector(args, config)
+    if detector.reasoning is not None and detector.reasoning.definition is not None and main_process:
+        print(f"definition understood as: {detector.reasoning.definition.summary()}", file=sys.stderr)
+    references = args.references
+    if references is not None:
+        references = detector.build_memory(references, progress=main_process)
         if args.save_memory and main_process:
             references.save(args.save_memory)
             print(f"saved reference memory to {args.save_memory}", file=sys.stderr)
@@ -186,7 +126,7 @@ def _detect_in_process(args, state) -> int:
                                    progress=main_process)
         print(f"calibrated threshold {value:.6g} (F1-max on {args.calibrate})", file=sys.stderr)
     journal = ScoreJournal(out, resume=args.resume) if state is None else None
-    results = detector.detect(args.paths, references=references, object_name=args.object_name,
+    results = detector.detect(args.paths, references=references, object_name=config.text_head.object_name,
                               progress=main_process, journal=journal, state=state)
     if not main_process:
         return 0
@@ -204,45 +144,11 @@ def _detect_in_process(args, state) -> int:
     return 1 if len(failed) == len(results) else 0
 
 
-def _process_state(device: str = "auto"):
-    """An accelerate state when launched as several processes (torchrun / accelerate launch), else None.
-
-    Without CUDA (or with ``--device cpu``) accelerate must be told ``cpu=True``: otherwise, under torchrun on a
-    CPU-only machine, ``PartialState()`` reports a single process (DistributedType.NO) and every process would
-    score all images and write the results file itself.
-    """
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return None
-    import torch
-    from accelerate import PartialState
-
-    return PartialState(cpu=device == "cpu" or (device == "auto" and not torch.cuda.is_available()))
-
-
-def _relaunch(processes: int) -> int:
-    """``--processes N`` on one machine: the same command under torchrun with N processes."""
-    import subprocess
-
-    argv = sys.argv[1:]
-    cleaned, skip = [], False
-    for item in argv:
-        if skip:
-            skip = False
-            continue
-        if item == "--processes":
-            skip = True
-            continue
-        if item.startswith("--processes="):
-            continue
-        cleaned.append(item)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-               "-m", "zsad.cli.main", *cleaned]
-    return subprocess.call(command)
-
-
 def cmd_train(args) -> int:
+    from zsad.parallel import relaunch
+
     if args.processes > 1 and "WORLD_SIZE" not in os.environ:
-        return _relaunch(args.processes)
+        return relaunch(args.processes)
     from zsad.learning.cli import run_train
 
     return run_train(args)
@@ -251,8 +157,9 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from zsad.evaluation.cli import run_eval
 
-    _check_local_inputs(args)
-    return run_eval(args, _detector)
+    config = detector_config(args)
+    check_local_inputs(args, config)
+    return run_eval(args, lambda parsed: make_detector(parsed, config))
 
 
 def cmd_synth(args) -> int:
@@ -269,10 +176,9 @@ def cmd_synth(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from zsad import __version__
     from zsad.data.synth import DEFECT_TYPES, SYNTH_CATEGORIES
-    from zsad.demo import add_demo_parser
+    from zsad.demo.cli import add_demo_parser
     from zsad.evaluation.cli import add_eval_arguments
     from zsad.learning.cli import add_adapters_parser, add_train_parser, run_adapters
-    from zsad.reasoning import add_reasoning_options
     from zsad.report.cli import add_report_parser
 
     parser = argparse.ArgumentParser(prog="zsad", description="Zero-shot visual anomaly detection")
@@ -283,26 +189,31 @@ def build_parser() -> argparse.ArgumentParser:
                                  formatter_class=_HelpFormatter)
     detect.add_argument("paths", nargs="+", help="image files and/or folders")
     detect.add_argument("--out", default="zsad-out", help="output folder")
+    detect.add_argument("--references", action="append", default=None, metavar="PATH",
+                        help="good reference images: a folder, a file, or a saved memory .safetensors; repeat the "
+                             "option for several")
+    detect.add_argument("--save-memory", default=None, metavar="FILE",
+                        help="save the reference memory to this .safetensors file")
+    detect.add_argument("--calibrate", default=None, metavar="MANIFEST",
+                        help="labelled manifest (CSV/JSON with path,label) to set the threshold by F1-max")
     detect.add_argument("--resume", action="store_true",
                         help="keep what an interrupted run into the same --out already scored and wrote")
-    detect.add_argument("--processes", type=_positive_int, default=1,
+    detect.add_argument("--processes", type=positive_int, default=1,
                         help="split the images between this many processes on this machine (torchrun)")
-    detect.add_argument("--calibrate", default=None,
-                        help="labelled manifest (CSV/JSON with path,label) to set the threshold by F1-max")
-    detect.add_argument("--save-memory", default=None, help="save the reference memory to this .safetensors file")
-    _add_model_options(detect)
-    add_reasoning_options(detect)
+    add_detector_options(detect)
     detect.set_defaults(run=cmd_detect)
 
     evaluate = commands.add_parser("eval", help="metrics on a labelled dataset; writes a run folder for `zsad report`",
                                    formatter_class=_HelpFormatter)
     add_eval_arguments(evaluate)
-    _add_model_options(evaluate)
+    evaluate.add_argument("--references", action="append", default=None, metavar="PATH",
+                          help="the same good reference images for every category (instead of --shots draws)")
+    add_detector_options(evaluate)
     evaluate.set_defaults(run=cmd_eval)
 
     add_report_parser(commands)
     train = add_train_parser(commands)
-    train.add_argument("--processes", type=_positive_int, default=1,
+    train.add_argument("--processes", type=positive_int, default=1,
                        help="train with this many processes on this machine (torchrun; DDP, gradients averaged)")
     train.set_defaults(run=cmd_train)
     add_adapters_parser(commands).set_defaults(run=run_adapters)
@@ -333,8 +244,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             return args.run(args)

@@ -28,7 +28,8 @@ How the images are made, and why:
   (Byte-identical on one platform with the same numpy/scipy/Pillow; another CPU or version may round a few
   pixels differently.)
 
-Only numpy, PIL and scipy are used.
+Only numpy, PIL and scipy are used; ``scipy.ndimage`` is imported in the functions that use it (it costs 0.4 s,
+which every ``zsad --help`` would pay, since the CLI lists the categories).
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
-from scipy import ndimage
 
 from zsad.errors import DatasetError
 
@@ -159,6 +159,8 @@ def _render_weave(rng: np.random.Generator, size: int) -> Scene:
 
 def _render_grain(rng: np.random.Generator, size: int) -> Scene:
     """Smooth random texture (sand, matte plastic): band-limited noise at three scales on a warm grey."""
+    from scipy import ndimage
+
     s = size / 256
     field_ = np.zeros((size, size))
     for sigma, weight in ((8.0, 1.0), (2.5, 0.3), (1.0, 0.1)):
@@ -238,6 +240,8 @@ def _disk_mask(size: int, centre: tuple[float, float], radius: float) -> np.ndar
 
 def _pick_centre(rng: np.random.Generator, support: np.ndarray, margin: float) -> tuple[float, float]:
     """A random point of the support at least ``margin`` px inside it (so the defect lies mostly on it)."""
+    from scipy import ndimage
+
     inner = ndimage.binary_erosion(support, iterations=max(1, int(margin))) if margin >= 1 else support
     ys, xs = np.nonzero(inner if inner.any() else support)
     k = int(rng.integers(len(xs)))
@@ -284,6 +288,8 @@ def _polyline_mask(size: int, points: list[np.ndarray], width: int) -> np.ndarra
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
+    from scipy import ndimage
+
     labels, count = ndimage.label(mask)
     if count <= 1:
         return mask
@@ -292,6 +298,8 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
 
 
 def _ring_around(mask: np.ndarray, width: float) -> np.ndarray:
+    from scipy import ndimage
+
     return ndimage.binary_dilation(mask, iterations=max(1, int(round(width)))) & ~mask
 
 
@@ -310,6 +318,8 @@ def _hole(rng: np.random.Generator, scene: Scene, size: int, colours: DefectColo
 
 
 def _stain(rng: np.random.Generator, scene: Scene, size: int, colours: DefectColours) -> Painted:
+    from scipy import ndimage
+
     s = size / 256
     support = scene.support()
     radius = rng.uniform(14, 26) * s
@@ -341,6 +351,8 @@ def _missing_part(rng: np.random.Generator, scene: Scene, size: int, colours: De
     The break has a jagged edge and a fracture face along it in the colour of the material inside. A clean cut
     would be locally just another object/backdrop edge, which normal images are full of; a broken edge is not.
     """
+    from scipy import ndimage
+
     if scene.alpha is None or scene.foreground is None:
         raise DatasetError("missing_part needs an object category; textures have no part to remove")
     s = size / 256

@@ -11,8 +11,9 @@ import os
 import tempfile
 
 from zsad.demo.session import (
-    DemoSettings, DetectorCache, RunRequest, RunState, apply_threshold, detail, gallery, make_examples,
-    preset_names, prompt_choices, run_detection, slider_bounds, summary, table_rows, write_csv, TABLE_COLUMNS,
+    DemoSettings, DetectorCache, RunRequest, RunState, apply_threshold, detail, gallery, initial_backbone,
+    make_examples, preset_choice, preset_names, prompt_choices, run_detection, settings_text, slider_bounds, summary,
+    table_rows, write_csv, TABLE_COLUMNS,
 )
 from zsad.errors import ZsadError
 
@@ -34,8 +35,8 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
     gr = require("gradio", "demo")
     import pandas as pd
 
-    from zsad.backbones import DEFAULT_BACKBONE, TINY_BACKBONES
-    from zsad.scoring.base import method_help, method_names
+    from zsad.backbones.spec import DEFAULT_BACKBONE, TINY_BACKBONES
+    from zsad.scoring.registry import method_help, method_names
 
     settings = settings or DemoSettings()
     cache = cache or DetectorCache(settings.cache_size)
@@ -44,7 +45,8 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
         examples_dir = examples_dir or tempfile.mkdtemp(prefix="zsad-demo-examples-")
         examples = make_examples(examples_dir)
     presets = preset_names()
-    backbones = list(dict.fromkeys([settings.backbone, DEFAULT_BACKBONE, *TINY_BACKBONES]))
+    first_backbone = initial_backbone(settings)
+    backbones = list(dict.fromkeys([first_backbone, DEFAULT_BACKBONE, *TINY_BACKBONES]))
 
     def empty_table():
         return pd.DataFrame(columns=TABLE_COLUMNS)
@@ -53,7 +55,7 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
         picture, explanation, rules = detail(state, index)
         return (
             gallery(state), pd.DataFrame(table_rows(state), columns=TABLE_COLUMNS), write_csv(state),
-            summary(state), picture, explanation, rules,
+            summary(state), picture, explanation, rules, settings_text(state.settings),
         )
 
     def run(files, references, object_name, definition, backbone, method, prompts, preset, mode, threshold,
@@ -61,19 +63,19 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
         request = RunRequest(
             images=files, references=references, object_name=object_name, definition=definition, method=method,
             prompts=None if not prompts or prompts == "(default)" else prompts,
-            preset=None if not preset or preset == "(none)" else preset,
+            preset="" if not preset or preset == "(none)" else preset,
             backbone=backbone, threshold=float(threshold) if mode == SLIDER else None,
         )
         try:
             state = run_detection(cache, request, settings, status=lambda f, d: progress(f, desc=d))
         except ZsadError as error:
             gr.Warning(str(error))
-            return (gr.skip(),) * 9 + (f"**Could not run:** {error}", gr.skip())
+            return (gr.skip(),) * 10 + (f"**Could not run:** {error}", gr.skip())
         except Exception as error:  # a bug: keep the page alive, log the traceback on the server only
             log.exception("demo run failed")
             gr.Warning(f"internal error ({type(error).__name__}); see the server log")
-            return (gr.skip(),) * 9 + (f"**Internal error** ({type(error).__name__}: {error}); see the server log",
-                                       gr.skip())
+            return (gr.skip(),) * 10 + (f"**Internal error** ({type(error).__name__}: {error}); see the server log",
+                                        gr.skip())
         for note in state.notes:
             gr.Warning(note)
         low, high, value = slider_bounds(state)
@@ -83,7 +85,7 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
 
     def move_threshold(state: RunState | None, threshold, index):
         if state is None or not state.scores:
-            return (gr.skip(),) * 9
+            return (gr.skip(),) * 10
         state = apply_threshold(state, float(threshold))
         return (state, *views(state, index or 0), SLIDER)
 
@@ -92,6 +94,10 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         picture, explanation, rules = detail(state, evt.index)
         return evt.index, picture, explanation, rules
+
+    def choose_preset(choice):
+        values = preset_choice(None if choice == "(none)" else choice)
+        return gr.update(value=values["backbone"]), gr.update(value=values["method"])
 
     def use_examples():
         return examples[0], examples[1], "pill"
@@ -121,14 +127,15 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
                     label="What counts as a defect, in words (optional)", lines=2, elem_id="definition",
                     placeholder="scratches on the label are defects; colour differences are not")
                 with gr.Accordion("Model and evidence", open=False):
-                    backbone = gr.Dropdown(backbones, value=settings.backbone, label="Backbone",
+                    preset = gr.Dropdown(["(none)", *presets], value=settings.preset or "(none)",
+                                         label="Preset (sets backbone and method; change them after to override)",
+                                         elem_id="preset")
+                    backbone = gr.Dropdown(backbones, value=first_backbone, label="Backbone",
                                            allow_custom_value=True, elem_id="backbone")
-                    method = gr.Dropdown(method_names(), value="auto", label="Method", info=method_help(),
-                                         elem_id="method")
+                    method = gr.Dropdown(method_names(), value=preset_choice(settings.preset)["method"],
+                                         label="Method", info=method_help(), elem_id="method")
                     prompts = gr.Dropdown(["(default)", *prompt_choices()], value="(default)", allow_custom_value=True,
                                           label="Prompts (a prompt set, or learned:NAME)", elem_id="prompts")
-                    preset = gr.Dropdown(["(none)", *presets], value=settings.preset or "(none)",
-                                         label="Preset", elem_id="preset")
                 mode = gr.Radio([AUTO, SLIDER], value=AUTO, label="Verdict threshold", elem_id="threshold-mode")
                 threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.001, label="Threshold on the image score",
                                       elem_id="threshold")
@@ -145,11 +152,13 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
                     explanation = gr.Markdown(elem_id="explanation")
                 with gr.Accordion("Induced rules (reasoning layer)", open=False):
                     rules = gr.Markdown("The reasoning layer is off: no rules were induced.", elem_id="rules")
+                with gr.Accordion("Settings used", open=False):
+                    used = gr.Markdown("Run to see the settings that ran.", elem_id="settings-used")
                 table = gr.Dataframe(value=empty_table(), label="Results (the explanation of each image is in the CSV)",
                                      interactive=False, max_height=1200, elem_id="results-table")
                 csv_file = gr.File(label="results.csv", interactive=False, elem_id="csv")
 
-        outputs_views = [pictures, table, csv_file, overview, large, explanation, rules]
+        outputs_views = [pictures, table, csv_file, overview, large, explanation, rules, used]
         run_button.click(
             run, [files, references, object_name, definition, backbone, method, prompts, preset, mode, threshold],
             [state, selected, *outputs_views, messages, threshold],
@@ -160,6 +169,7 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
         pictures.select(select, [state], [selected, large, explanation, rules], concurrency_id="view",
                         show_progress="hidden")
         example_button.click(use_examples, None, [files, references, object_name], concurrency_id="view")
+        preset.input(choose_preset, [preset], [backbone, method], concurrency_id="view")
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=1)
     demo.zsad_examples_dir = examples_dir  # where the example images lie (allowed to be served)
     return demo

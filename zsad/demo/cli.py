@@ -1,5 +1,5 @@
 """``zsad demo``: the subcommand's options and entry point (``add_demo_parser`` / ``run_demo``), also runnable as
-``python -m zsad.demo``."""
+``python -m zsad.demo`` (``zsad/demo/__main__.py``, which goes through ``zsad.cli.main`` for one error handling)."""
 from __future__ import annotations
 
 import argparse
@@ -22,15 +22,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
+DEMO_MODEL_OPTIONS = ("backbone", "pretrained", "device")
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    from zsad.backbones import DEFAULT_BACKBONE, backbone_help
+    from zsad.config import settings_table
+    from zsad.config_fields import add_flags
 
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind; 0.0.0.0 makes the app reachable from other machines (no login!)")
     parser.add_argument("--port", type=_port, default=7860, help="TCP port")
-    parser.add_argument("--backbone", default=DEFAULT_BACKBONE, help=backbone_help())
-    parser.add_argument("--preset", default=None, help="a published setting (see zsad detect --help) or a preset YAML file")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    parser.add_argument("--preset", default=None,
+                        help="a published setting (see zsad detect --help) or a preset YAML file; it sets the page's "
+                             "backbone and method, which the page can still change")
+    # The model flags are zsad detect's own (one declaration): the page's first backbone, its weights, the device.
+    add_flags(parser, settings_table(), only=lambda item: item.option in DEMO_MODEL_OPTIONS,
+              defaults={"backbone": "the preset's, else ViT-L-14-336"})
     parser.add_argument("--max-images", type=_positive_int, default=32, help="test images per run")
     parser.add_argument("--max-references", type=_positive_int, default=16, help="reference images per run")
     parser.add_argument("--max-file-size", default="20mb", help="largest upload, e.g. 20mb")
@@ -54,7 +61,8 @@ def settings_from_args(args):
 
     if args.preset and not args.preset.endswith((".yaml", ".yml")) and args.preset not in preset_names():
         raise ZsadError(f"--preset {args.preset}: unknown preset; known: {', '.join(preset_names())}")
-    return DemoSettings(backbone=args.backbone, preset=args.preset, device=args.device, max_images=args.max_images,
+    return DemoSettings(backbone=getattr(args, "backbone", None), pretrained=getattr(args, "pretrained", None),
+                        preset=args.preset, device=getattr(args, "device", "auto"), max_images=args.max_images,
                         max_references=args.max_references, max_file_size=args.max_file_size,
                         examples=not args.no_examples)
 
@@ -72,10 +80,3 @@ def run_demo(args) -> int:
     except OSError as error:  # port taken, address not available
         raise ZsadError(f"cannot serve on {args.host}:{args.port} ({error}); pass another --port") from None
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m zsad.demo`` and ``demo/app.py``: the same as ``zsad demo`` (one error handling, in zsad.cli)."""
-    from zsad.cli.main import main as zsad_main
-
-    return zsad_main(["demo", *(sys.argv[1:] if argv is None else argv)])

@@ -9,7 +9,6 @@ and redraws overlays from the stored grid maps. ``Detector.detect`` is not calle
 """
 from __future__ import annotations
 
-import csv
 import tempfile
 import threading
 from collections import OrderedDict
@@ -21,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from zsad.errors import ZsadError
-from zsad.results import AnomalyResult, flat_record
+from zsad.results import AnomalyResult
 
 DISPLAY_SIDE = 384  # long side of the image copies a run keeps for redrawing overlays
 SLIDER_RULE = "set with the slider"
@@ -34,7 +33,8 @@ _OUTLINE = {True: (255, 40, 40), False: (255, 255, 255), None: (255, 255, 255)}
 class DemoSettings:
     """Start-up settings of one demo server (``zsad demo`` flags)."""
 
-    backbone: str = "ViT-L-14-336"
+    backbone: str | None = None  # None: the preset's backbone, else zsad's default
+    pretrained: str | None = None
     preset: str | None = None
     device: str = "auto"
     max_images: int = 32
@@ -49,6 +49,21 @@ def preset_names() -> list[str]:
     from zsad.presets import list_presets
 
     return list_presets()
+
+
+def preset_choice(preset: str | None) -> dict[str, str]:
+    """What choosing ``preset`` puts into the page's Backbone and Method controls (its own values; zsad's defaults
+    for what it leaves unset)."""
+    from zsad.backbones import DEFAULT_BACKBONE
+    from zsad.presets import load_preset
+
+    options = load_preset(preset).options if preset else {}
+    return {"backbone": str(options.get("backbone") or DEFAULT_BACKBONE), "method": str(options.get("method") or "auto")}
+
+
+def initial_backbone(settings: DemoSettings) -> str:
+    """The Backbone control's first value: ``--backbone`` if given, else the preset's, else zsad's default."""
+    return settings.backbone or preset_choice(settings.preset)["backbone"]
 
 
 def prompt_choices() -> list[str]:
@@ -107,6 +122,7 @@ class RunState:
     auto_rule: str
     notes: list[str] = field(default_factory=list)  # what the page should tell the user about this run
     workdir: str | None = None  # this run's folder for results.csv (rewritten in place when the threshold moves)
+    settings: dict[str, Any] = field(default_factory=dict)  # what ran (``Detector.describe()``)
 
     @property
     def scores(self) -> list[float]:
@@ -164,16 +180,10 @@ def run_detection(cache: DetectorCache, request: RunRequest, settings: DemoSetti
 
     request = check_request(request, settings)
     notes: list[str] = []
-    detector_options: dict[str, Any] = {
-        "backbone": request.backbone or settings.backbone, "device": settings.device, "method": request.method,
-        "prompts": request.prompts or None,
-    }
-    for name, value in (("preset", request.preset or settings.preset), ("define", request.definition)):
-        value = value.strip() if isinstance(value, str) else value
-        if value:
-            detector_options[name] = value
+    preset = request.preset if request.preset is not None else settings.preset
+    detector_options = chosen_options(request, settings, preset)
     if status:
-        status(0.02, f"loading {detector_options['backbone']}")
+        status(0.02, f"loading {detector_options.get('backbone') or preset_choice(preset)['backbone']}")
     detector = cache.get(**detector_options)
     if status:
         status(0.1, f"scoring {len(request.images)} image(s)")
@@ -195,7 +205,8 @@ def run_detection(cache: DetectorCache, request: RunRequest, settings: DemoSetti
 
     state = RunState(results=results, images=images, value_range=display_range(scored),
                      auto_threshold=scored[0].threshold if scored else None,
-                     auto_rule=scored[0].threshold_rule if scored else "", notes=notes)
+                     auto_rule=scored[0].threshold_rule if scored else "", notes=notes,
+                     settings=detector.describe())
     for result in results:
         if result.error:
             notes.append(f"{result.name}: {result.error}")
@@ -206,6 +217,45 @@ def run_detection(cache: DetectorCache, request: RunRequest, settings: DemoSetti
     elif state.auto_threshold is None:
         notes.append(f"{state.auto_rule}; or move the threshold slider to decide")
     return state
+
+
+def chosen_options(request: RunRequest, settings: DemoSettings, preset: str | None) -> dict[str, Any]:
+    """The detector options of a run. Backbone and method go in only where they differ from what the preset sets:
+    choosing a preset fills those controls with its values, so an equal value is the preset's, not an override,
+    while a value the user changed after choosing it overrides the preset (and is reported as such)."""
+    own = preset_choice(preset)
+    options: dict[str, Any] = {"device": settings.device, "pretrained": settings.pretrained,
+                               "prompts": request.prompts or None}
+    for name, value in (("backbone", request.backbone or initial_backbone(settings)), ("method", request.method)):
+        if value and value != own[name]:
+            options[name] = value
+    for name, value in (("preset", preset), ("define", request.definition)):
+        value = value.strip() if isinstance(value, str) else value
+        if value:
+            options[name] = value
+    return options
+
+
+def settings_text(settings: dict[str, Any]) -> str:
+    """The settings a run resolved, for the page: preset, backbone, what ran, post-processing, verdict rule, and
+    every value a preset, an adapter or the user set (``origins``)."""
+    if not settings:
+        return ""
+    backbone, ran = settings["backbone"], settings.get("ran", {})
+    post = ran.get("postprocess") or {}
+    lines = [
+        f"**preset**: {settings.get('preset') or 'none'}",
+        f"**backbone**: {backbone['name']} ({backbone.get('pretrained') or 'default weights'}), "
+        f"{backbone['input_size']} px, layers {backbone['layers']}",
+        f"**method**: {settings['method']} -> ran {', '.join(ran.get('scorers') or []) or 'nothing'}",
+        f"**post-processing**: sigma {post.get('sigma')}, align_corners {post.get('align_corners')}, "
+        f"smoothed at {post.get('smooth_at')}, {post.get('padding')} border",
+    ]
+    origins = settings.get("origins") or {}
+    if origins:
+        lines += ["", "**set by the preset, an adapter or you**:"]
+        lines += [f"- {path}: {origin}" for path, origin in sorted(origins.items())]
+    return "\n".join(lines)
 
 
 def _unique_names(results: list[AnomalyResult]) -> list[AnomalyResult]:
@@ -355,23 +405,14 @@ def summary(state: RunState) -> str:
 
 
 def write_csv(state: RunState, folder: str | Path | None = None) -> str:
-    """results.csv of the run as shown (one row per image, same columns as ``zsad detect``'s CSV)."""
+    """results.csv of the run as shown (one row per image, the same writer as ``zsad detect``'s CSV)."""
+    from zsad.outputs import write_csv as write_results_csv
+
     if folder is None:
         if state.workdir is None:
             state.workdir = tempfile.mkdtemp(prefix="zsad-demo-run-")
         folder = state.workdir
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = [flat_record(result.to_record()) for result in state.results]
-    columns: list[str] = []
-    for row in rows:
-        columns += [key for key in row if key not in columns]
-    path = folder / "results.csv"
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    return str(path)
+    return str(write_results_csv([result.to_record() for result in state.results], Path(folder) / "results.csv"))
 
 
 def make_examples(folder: str | Path, n_good: int = 6, size: int = 256, seed: int = 0) -> tuple[list[str], list[str]]:

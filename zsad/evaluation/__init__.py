@@ -6,26 +6,11 @@
 - ``environment``: versions, device, weights fingerprint.
 - ``cli``: the ``zsad eval`` options and command.
 """
-from zsad.evaluation.evaluate import evaluate, object_name_for
-from zsad.evaluation.references import (
-    ReferenceLists,
-    draw_reference_lists,
-    draw_references,
-    load_reference_lists,
-    save_reference_lists,
-)
-from zsad.evaluation.run import EvaluationRun, ImageRecord, load_run, save_run
+from zsad.registry import lazy_exports
 
-__all__ = [
-    "EvaluationRun",
-    "ImageRecord",
-    "ReferenceLists",
-    "draw_reference_lists",
-    "draw_references",
-    "evaluate",
-    "load_reference_lists",
-    "load_run",
-    "object_name_for",
-    "save_reference_lists",
-    "save_run",
-]
+__all__ = lazy_exports(__name__, {
+    "evaluate": ("evaluate", "object_name_for"),
+    "references": ("ReferenceLists", "draw_reference_lists", "draw_references", "load_reference_lists",
+                   "save_reference_lists"),
+    "run": ("EvaluationRun", "ImageRecord", "load_run", "save_run"),
+})

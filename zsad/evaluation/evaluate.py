@@ -95,7 +95,7 @@ def evaluate(
             results = _detect(detector, samples, refs, object_name or object_name_for(category), progress, current)
             if postprocess is None:
                 postprocess = next((jsonable(r.postprocess) for r in results
-                                    if r.ok and getattr(r, "postprocess", None) is not None), None)
+                                    if r.ok and r.postprocess is not None), None)
             category_records = [_record(category, current, s, r) for s, r in zip(samples, results)]
             records += category_records
             metrics, note = _category_metrics(samples, results, fpr_limit)
@@ -105,9 +105,6 @@ def evaluate(
                 table.add(category, metrics)
         tables[current] = table
 
-    if postprocess is None and getattr(detector, "backbone", None) is not None:  # results without their own
-        postprocess = {"input_size": int(detector.backbone.input_size),
-                       "sigma": float(getattr(getattr(detector, "config", None), "sigma", 4.0)), "align_corners": False}
     description = {
         "dataset": dataset,
         "root": str(root),
@@ -142,11 +139,7 @@ def _detect(detector, samples, references, object_name: str, progress: bool, see
 
 
 def _record(category: str, seed: int, sample, result) -> ImageRecord:
-    grid = getattr(result, "grid_map", None)
-    evidence = {name: (item.to_dict() if hasattr(item, "to_dict") else dict(item))
-                for name, item in (getattr(result, "evidence", None) or {}).items()} \
-        if isinstance(getattr(result, "evidence", None), dict) else {}
-    size = getattr(result, "original_size", None)
+    size = result.original_size
     return ImageRecord(
         category=category,
         seed=seed,
@@ -157,11 +150,11 @@ def _record(category: str, seed: int, sample, result) -> ImageRecord:
         score=None if result.score is None else float(result.score),
         is_anomalous=result.is_anomalous,
         threshold=None if result.threshold is None else float(result.threshold),
-        threshold_rule=str(getattr(result, "threshold_rule", "") or ""),
-        evidence=evidence,
+        threshold_rule=result.threshold_rule,
+        evidence={name: item.to_dict() for name, item in result.evidence.items()},
         original_size=None if size is None else (int(size[0]), int(size[1])),
         error=result.error,
-        grid_map=None if grid is None else np.asarray(grid, dtype=np.float32),
+        grid_map=None if result.grid_map is None else np.asarray(result.grid_map, dtype=np.float32),
     )
 
 

@@ -96,12 +96,12 @@ class EvaluationRun:
 
     def anomaly_map(self, record: ImageRecord, size: tuple[int, int] | None = None) -> np.ndarray:
         """The record's map at ``size`` (width, height; default its original size), post-processed as in detection."""
-        from zsad.scoring.postprocess import MapPostprocess
+        from zsad.postprocess.maps import MapPostprocess
+        from zsad.results import unsmoothed
 
         if record.grid_map is None:
             raise ZsadError(f"{record.path}: no map recorded ({record.error or 'no grid map'})")
-        post = MapPostprocess(**self.postprocess) if self.postprocess else MapPostprocess(
-            input_size=max(record.grid_map.shape) * 16)
+        post = MapPostprocess(**self.postprocess) if self.postprocess else unsmoothed(record.grid_map)
         return post.apply(record.grid_map, size or record.original_size)
 
 

@@ -1,9 +1,17 @@
-"""Explainer interface, registry and the default factual explainer."""
+"""Explainer interface, registry and the default factual explainer.
+
+Explainers are declared in ``EXPLAINERS`` by module path: ``factual`` here, ``rules`` and ``llm`` in the reasoning
+layer (imported only when chosen). Each entry is a factory ``factory(ExplainerContext) -> Explainer``.
+"""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from zsad.registry import Registry
 
 if TYPE_CHECKING:
+    from zsad.backbones.base import Features
     from zsad.explain.regions import Region
     from zsad.results import AnomalyResult
 
@@ -21,6 +29,13 @@ class Explainer:
 
     def explain(self, result: "AnomalyResult", regions: list["Region"]) -> str:
         raise NotImplementedError
+
+    def observe(self, name: str, features: "Features", index: int) -> None:
+        """Called once per image after the forward pass (image ``index`` of ``features``); explainers that phrase
+        regions from features keep what they need here, until ``reset``."""
+
+    def reset(self) -> None:
+        """Forget what ``observe`` kept: called at the start and the end of every run."""
 
     def describe(self) -> dict[str, Any]:
         return {"explainer": self.name}
@@ -53,12 +68,32 @@ class FactualExplainer(Explainer):
         return text
 
 
-EXPLAINERS: dict[str, Callable[..., Explainer]] = {"factual": FactualExplainer}
+@dataclass(frozen=True)
+class ExplainerContext:
+    """What an explainer factory may use: the backbone (region phrases in CLIP's text space), the product's name, and
+    the reasoning layer's rules, parsed definition and LLM client when configured."""
+
+    backbone: Any = None
+    object_name: str = "object"
+    rules: Any = None
+    definition: Any = None
+    llm: Any = None
+    send_images: bool = False
 
 
-def register_explainer(name: str):
-    def wrap(factory: Callable[..., Explainer]):
-        EXPLAINERS[name] = factory
-        return factory
+def factual_explainer(ctx: ExplainerContext) -> FactualExplainer:
+    return FactualExplainer()
 
-    return wrap
+
+EXPLAINERS = Registry("explainer")
+EXPLAINERS.declare("factual", "zsad.explain.base:factual_explainer",
+                   help="what the numbers say: verdict, score against threshold, evidence, regions")
+EXPLAINERS.declare("rules", "zsad.reasoning.explainers:rules_explainer",
+                   help="rules of normality and anomaly applied to the evidence, offline")
+EXPLAINERS.declare("llm", "zsad.reasoning.explainers:llm_explainer",
+                   help="an LLM applies the rules to the evidence (rules when it fails)")
+
+
+def explainer_names() -> list[str]:
+    """``auto`` (the reasoning layer's choice) followed by every registered explainer."""
+    return ["auto", *EXPLAINERS.names()]

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-MAD_TO_SIGMA = 1.4826
+from zsad.robust import robust_scale
 
 
 @dataclass(frozen=True)
@@ -42,13 +42,9 @@ class Region:
 
 def pixel_threshold(grid_values: np.ndarray, k: float = 3.0) -> float:
     """median + k * 1.4826 * MAD of patch values (all grid maps of a run, flattened)."""
-    values = np.asarray(grid_values, dtype=np.float64).ravel()
-    values = values[np.isfinite(values)]
-    if values.size == 0:
+    median, spread = robust_scale(grid_values)
+    if median != median:  # no finite value
         return float("inf")
-    median = float(np.median(values))
-    mad = float(np.median(np.abs(values - median))) * MAD_TO_SIGMA
-    spread = max(mad, 1e-6 * max(float(np.abs(values).max()), 1.0))
     return median + k * spread
 
 

@@ -49,14 +49,9 @@ def fingerprint(model: nn.Module) -> str:
 
 def backbone_fingerprint(backbone) -> str:
     """Fingerprint of a backbone's CLIP model, computed once per backbone object."""
-    cached = getattr(backbone, "_zsad_fingerprint", None)
-    if cached is None:
-        cached = fingerprint(backbone.model)
-        try:
-            object.__setattr__(backbone, "_zsad_fingerprint", cached)
-        except AttributeError:
-            pass
-    return cached
+    if "_zsad_fingerprint" not in vars(backbone):
+        backbone._zsad_fingerprint = fingerprint(backbone.model)
+    return backbone._zsad_fingerprint
 
 
 @dataclass
@@ -117,8 +112,6 @@ def trained_options(adapter: str) -> dict[str, Any]:
         return {}
     config = read_adapter_config(resolve_adapter_dir(adapter))
     options = {k: config.backbone[k] for k in TRAINED_SETTINGS if config.backbone.get(k) is not None}
-    if "dpam_layer" in options:
-        options["vv_layers"] = int(options["dpam_layer"]) - 1  # one setting in two conventions; keep them agreeing
     if config.base_model.get("name"):
         options["backbone"] = config.base_model["name"]
         options["pretrained"] = config.base_model.get("pretrained")
@@ -126,8 +119,15 @@ def trained_options(adapter: str) -> dict[str, Any]:
 
 
 def base_model_description(backbone) -> dict[str, Any]:
-    return {"name": getattr(backbone, "name", ""), "pretrained": getattr(backbone, "pretrained", None),
-            "fingerprint": backbone_fingerprint(backbone)}
+    return {"name": backbone.name, "pretrained": backbone.pretrained, "fingerprint": backbone_fingerprint(backbone)}
+
+
+def backbone_settings(backbone) -> dict[str, Any]:
+    """The backbone settings that shape the features learned prompts are fitted to, as an adapter records them
+    (``TRAINED_SETTINGS``; V-V in both conventions)."""
+    return {"input_size": backbone.input_size, "layers": list(backbone.layers), "vv_layers": backbone.vv_layers,
+            "dpam_layer": backbone.vv_layers + 1, "pos_interpolation": backbone.pos_interpolation,
+            "cls_ln_post": backbone.cls_ln_post}
 
 
 def save_adapter(directory: str | Path, config: AdapterConfig, tensors: dict[str, torch.Tensor],
@@ -174,7 +174,7 @@ def check_base_model(config: AdapterConfig, backbone, where: str) -> None:
         trained = f"{config.base_model.get('name')} ({config.base_model.get('pretrained') or 'unknown weights'})"
         raise ZsadError(
             f"adapter {where} was trained on {trained} with weights {expected[:19]}..., but the backbone "
-            f"{getattr(backbone, 'name', '?')} has weights {actual[:19]}...: learned prompts only work on the base "
+            f"{backbone.name} has weights {actual[:19]}...: learned prompts only work on the base "
             f"model they were trained on. Load that base model (--backbone/--pretrained) or retrain the adapter."
         )
 

@@ -11,25 +11,41 @@ from zsad.errors import ZsadError
 
 DATASET_KINDS = ("mvtec", "visa", "folder", "manifest", "hf")
 
+# AnomalyCLIP's training setting for the backbone (official train.py): ViT-L/14@336px, the position embedding
+# resized bilinearly, the CLS feature without ln_post; V-V attention in the last 19 of 24 blocks (DPAM_layer 20),
+# scaled to the depth of another backbone when neither --vv-layers nor --dpam-layer is given.
+TRAIN_BACKBONE = {"name": "ViT-L-14-336", "pos_interpolation": "bilinear", "cls_ln_post": False}
+OFFICIAL_VV_FRACTION = 19 / 24
 
-def _backbone_args(parser: argparse.ArgumentParser, default_backbone: str = "ViT-L-14-336") -> None:
-    parser.add_argument("--backbone", default=default_backbone, help="open_clip name or tiny-clip")
-    parser.add_argument("--pretrained", default=None, help="pretrained tag or checkpoint path (default: model's tag)")
-    parser.add_argument("--input-size", type=int, default=None, help="input size (default 518 for ViT-L-14-336)")
-    parser.add_argument("--layers", type=int, nargs="+", default=None, help="layers (default 6 12 18 24)")
-    parser.add_argument("--dpam-layer", type=int, default=20,
-                        help="AnomalyCLIP's DPAM_layer: V-V in the last N-1 blocks (default 20; 1 = none)")
-    parser.add_argument("--pos-interpolation", choices=("bilinear", "bicubic"), default="bilinear")
+
+def default_vv_layers(depth: int) -> int:
+    """V-V blocks of AnomalyCLIP's setting scaled to a backbone of ``depth`` blocks (19 of ViT-L's 24)."""
+    return max(1, round(depth * OFFICIAL_VV_FRACTION))
+
+
+def _backbone_args(parser: argparse.ArgumentParser) -> None:
+    """The backbone's flags, generated from ``BackboneSpec`` as ``zsad detect``'s are, with training's defaults."""
+    from zsad.config import settings_table
+    from zsad.config_fields import add_flags
+
+    shown = {"backbone": TRAIN_BACKBONE["name"], "pos_interpolation": "bilinear", "cls_ln_post": False,
+             "vv_layers": "19/24 of the depth, rounded (AnomalyCLIP's DPAM_layer 20 on ViT-L's 24 blocks)"}
+    add_flags(parser, settings_table(), defaults=shown, only=lambda item: item.section == ("backbone",))
 
 
 def _load_backbone(args):
+    """The backbone of the parsed flags over training's defaults; V-V depth-relative unless given."""
     from zsad.backbones import BackboneSpec, load_backbone
+    from zsad.config import DetectorConfig, build_config
+    from zsad.config import settings_table
+    from zsad.config_fields import given_options
 
-    return load_backbone(BackboneSpec(
-        name=args.backbone, pretrained=args.pretrained, input_size=args.input_size,
-        layers=tuple(args.layers) if args.layers else None, dpam_layer=args.dpam_layer,
-        pos_interpolation=args.pos_interpolation, cls_ln_post=False,
-    ))
+    given = given_options(args, settings_table())
+    base = DetectorConfig(backbone=BackboneSpec(**TRAIN_BACKBONE))
+    backbone = load_backbone(build_config(base, keep_none=True, **given).backbone)
+    if "vv_layers" not in given and "dpam_layer" not in given:
+        backbone.set_vv_layers(default_vv_layers(backbone.depth))
+    return backbone
 
 
 def add_train_parser(subparsers) -> argparse.ArgumentParser:
@@ -72,7 +88,7 @@ def run_train(args) -> int:
     from zsad.learning.lora import LoraSettings
     from zsad.learning.prompt_learner import PromptLearnerConfig
     from zsad.learning.train import TrainConfig, train
-    from zsad.scoring.mutual.distributed import close_process_group
+    from zsad.parallel import close_process_group
 
     backbone = _load_backbone(args)
     items = _items(args.dataset, args.data, args.categories)

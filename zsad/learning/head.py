@@ -10,7 +10,7 @@ import torch
 from zsad.errors import ZsadError
 from zsad.learning.adapters import AdapterConfig, check_base_model, read_adapter, resolve_adapter_dir
 from zsad.learning.prompt_learner import AnomalyCLIPPromptLearner, PromptLearnerConfig
-from zsad.scoring.text_heads import TextHead, register_text_head
+from zsad.scoring.text_heads import TextHead
 
 PREFIX = "prompt_learner."
 
@@ -66,7 +66,7 @@ def learner_from_tensors(backbone, config: PromptLearnerConfig, tensors: dict[st
 
 def load_learned_head(backbone, value: str | Path) -> LearnedPromptHead:
     """A head from an adapter folder / name, or an official AnomalyCLIP ``.pth`` checkpoint."""
-    if not getattr(backbone, "has_text", False):
+    if not backbone.has_text:
         raise ZsadError(f"learned prompts need a CLIP backbone with a text tower; {backbone.name} has none")
     path = Path(str(value)).expanduser()
     if path.suffix in (".pth", ".pt") and path.is_file():
@@ -90,11 +90,11 @@ def load_learned_head(backbone, value: str | Path) -> LearnedPromptHead:
                              lora=config.lora)
 
 
-@register_text_head("learned")
-def _learned_loader(backbone, value: str) -> TextHead:
+def learned_text_head(backbone, value: str) -> TextHead:
+    """The ``learned`` text-head family (declared in ``zsad.scoring.registry.TEXT_HEADS``)."""
     if not value:
         raise ZsadError("--prompts learned:NAME needs an adapter name or path, e.g. learned:anomalyclip-visa")
     return load_learned_head(backbone, value)
 
 
-__all__ = ["LearnedPromptHead", "load_learned_head", "learner_from_tensors", "AdapterConfig"]
+__all__ = ["LearnedPromptHead", "learned_text_head", "load_learned_head", "learner_from_tensors", "AdapterConfig"]

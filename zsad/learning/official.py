@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from zsad.errors import ZsadError
-from zsad.learning.adapters import AdapterConfig, base_model_description, save_adapter
+from zsad.learning.adapters import AdapterConfig, backbone_settings, base_model_description, save_adapter
 from zsad.learning.prompt_learner import AnomalyCLIPPromptLearner, PromptLearnerConfig
 
 # The backbone setting of the official test.py/train.py (ViT-L/14@336px at 518 px, DPAM_layer=20, layers
@@ -93,13 +93,19 @@ def learner_from_official(backbone, path: str | Path, state: dict[str, torch.Ten
 def import_official(path: str | Path, backbone, out: str | Path, command: str | None = None) -> Path:
     """Write ``out/`` (weights.safetensors, config.json, card) from an official checkpoint."""
     learner = learner_from_official(backbone, path)
+    settings = backbone_settings(backbone)  # the options given to the import (the official ones by default)
     config = AdapterConfig(
         kind="anomalyclip",
         prompt_learner=learner.config.to_dict(),
-        backbone={k: v for k, v in OFFICIAL_BACKBONE.items() if k not in ("name", "pretrained")},
+        backbone=settings,
         base_model=base_model_description(backbone),
     )
     tensors = {f"prompt_learner.{k}": v for k, v in learner.state_dict().items()}
+    differ = {k: (OFFICIAL_BACKBONE[k], v) for k, v in settings.items() if k in OFFICIAL_BACKBONE
+              and OFFICIAL_BACKBONE[k] != v}
     card: dict[str, Any] = {"source": f"official AnomalyCLIP checkpoint {Path(path).name} (zqhang/AnomalyCLIP)",
                             "data": {"note": "as trained by the checkpoint's authors"}, "command": command}
+    if differ:
+        card["note"] = ("recorded to run outside the official training setting: " +
+                        "; ".join(f"{k} {new} (official {old})" for k, (old, new) in differ.items()))
     return save_adapter(out, config, tensors, card)

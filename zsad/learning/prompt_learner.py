@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from zsad.errors import ZsadError
@@ -91,10 +90,6 @@ class AnomalyCLIPPromptLearner(nn.Module):
         self.register_buffer("tokenized_prompts", tokens, persistent=False)  # [2, 77]
         self.register_buffer("token_prefix", embedded[:, :1].clone(), persistent=False)  # [2, 1, W]
         self.register_buffer("token_suffix", embedded[:, 1 + n:].clone(), persistent=False)  # [2, 77-1-n, W]
-
-    def trainable_state(self) -> dict[str, torch.Tensor]:
-        """The learned tensors under their official names (``ctx_pos``, ``ctx_neg``, ``compound_prompts_text.i``)."""
-        return {k: v for k, v in self.state_dict().items()}
 
     def prompts(self) -> torch.Tensor:
         """[2, 77, W] input token embeddings: start token, learned context, fixed words (normal row, anomalous row)."""

@@ -26,9 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from zsad.errors import ZsadError
-from zsad.learning.adapters import AdapterConfig, base_model_description, save_adapter
+from zsad.learning.adapters import AdapterConfig, backbone_settings, base_model_description, save_adapter
 from zsad.learning.data import TrainDataset, TrainItem
-from zsad.learning.head import LearnedPromptHead
 from zsad.learning.lora import LoraSettings, apply_lora, lora_state
 from zsad.learning.losses import pixel_loss
 from zsad.learning.prompt_learner import AnomalyCLIPPromptLearner, PromptLearnerConfig
@@ -77,15 +76,6 @@ class _Trainable(nn.Module):
         return text, features
 
 
-def _layer_index(features, layers):
-    if layers is None:
-        return list(range(len(features.layers)))
-    missing = [layer for layer in layers if layer not in features.layers]
-    if missing:
-        raise ZsadError(f"training layers {missing} are not among the backbone's layers {list(features.layers)}")
-    return [features.layers.index(layer) for layer in layers]
-
-
 def batch_losses(text, features, masks, has_mask, labels, config: TrainConfig, size: int):
     """(pixel loss, image loss) of one batch, as the official train.py computes them."""
     image = features.cls.float()
@@ -95,7 +85,7 @@ def batch_losses(text, features, masks, has_mask, labels, config: TrainConfig, s
     keep = has_mask.bool()
     if not keep.any():
         return logits.new_zeros(()), image_loss
-    tokens = features.projected[keep][:, _layer_index(features, config.layers)].float()  # [b, L, h, w, D]
+    tokens = features.take(config.layers, projected=True, what="training")[keep].float()  # [b, L, h, w, D]
     tokens = tokens / tokens.norm(dim=-1, keepdim=True)
     probs = (tokens @ text.float().T / config.temperature).softmax(dim=-1)  # [b, L, h, w, 2]
     prob_maps = [F.interpolate(probs[:, i].permute(0, 3, 1, 2), size=(size, size), mode="bilinear",
@@ -147,7 +137,7 @@ def train(backbone, items: list[TrainItem], out: str | Path, config: TrainConfig
 
     if config.prompt_learner is None and config.lora is None:
         raise ZsadError("nothing to train: give prompt-learner settings, LoRA settings, or both")
-    if not getattr(backbone, "has_text", False):
+    if not backbone.has_text:
         raise ZsadError(f"training needs a CLIP backbone with a text tower; {backbone.name} has none")
     out = Path(out)
     # Under torchrun on a machine without CUDA, accelerate must be told cpu=True (gloo); otherwise every process
@@ -249,10 +239,7 @@ def train(backbone, items: list[TrainItem], out: str | Path, config: TrainConfig
             kind="anomalyclip",
             prompt_learner=config.prompt_learner.to_dict() if config.prompt_learner else None,
             lora=config.lora.to_dict() if config.lora else None,
-            backbone={"input_size": backbone.input_size, "layers": list(backbone.layers),
-                      "vv_layers": backbone.vv_layers, "dpam_layer": backbone.vv_layers + 1,
-                      "pos_interpolation": getattr(backbone, "pos_interpolation", "bicubic"),
-                      "cls_ln_post": getattr(backbone, "cls_ln_post", True),
+            backbone={**backbone_settings(backbone),
                       "loss_layers": list(config.layers) if config.layers else list(backbone.layers)},
             base_model=base,
         )
@@ -264,12 +251,6 @@ def train(backbone, items: list[TrainItem], out: str | Path, config: TrainConfig
         summary["adapter"] = str(out)
     accelerator.wait_for_everyone()  # no process returns (and perhaps exits) while the main one still writes
     return summary
-
-
-def load_trained_head(backbone, out: str | Path) -> LearnedPromptHead:
-    from zsad.learning.head import load_learned_head
-
-    return load_learned_head(backbone, str(out))
 
 
 __all__ = ["TrainConfig", "train", "evaluate", "batch_losses"]

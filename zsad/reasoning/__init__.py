@@ -8,21 +8,19 @@ One module per concern:
   that attends to defect concepts / ignores normal variations in CLIP-space features;
 - ``rules``: AnomalyRuler-style rules of normality and anomaly induced from a few normal images;
 - ``explainers``: rule- and LLM-based explainers through ``zsad.explain``'s seam;
-- ``options``: the CLI options and the object the Detector takes its hooks from.
+- ``config``: the settings (``ReasoningConfig``, a section of the detector's config) and the LLM backends;
+- ``options``: from the settings to the object the Detector takes its hooks from.
 
-Nothing here touches the network at import time; without an LLM every step has a rule-based fallback.
+Nothing here touches the network at import time, and importing the package loads no torch (names load their
+module on first use); without an LLM every step has a rule-based fallback.
 """
-from zsad.reasoning.definition import (
-    ConceptTransform, Definition, DefinitionHead, definition_transform, parse_definition,
-)
-from zsad.reasoning.explainers import LLMExplainer, RegionPhraser, RuleExplainer
-from zsad.reasoning.llm import LLM, LLM_BACKENDS, LLMConfig, ReasoningError, make_llm, quote_data
-from zsad.reasoning.options import ReasoningSetup, add_reasoning_options, reasoning_from_args
-from zsad.reasoning.rules import Rules, RulesHead, describe_with_clip, describe_with_vlm, induce_rules
+from zsad.registry import lazy_exports
 
-__all__ = [
-    "ConceptTransform", "Definition", "DefinitionHead", "LLM", "LLMConfig", "LLMExplainer", "LLM_BACKENDS",
-    "ReasoningError", "ReasoningSetup", "RegionPhraser", "RuleExplainer", "Rules", "RulesHead",
-    "add_reasoning_options", "definition_transform", "describe_with_clip", "describe_with_vlm", "induce_rules",
-    "make_llm", "parse_definition", "quote_data", "reasoning_from_args",
-]
+__all__ = lazy_exports(__name__, {
+    "definition": ('ConceptTransform', 'Definition', 'DefinitionHead', 'definition_transform', 'parse_definition'),
+    "explainers": ('LLMExplainer', 'RegionPhraser', 'RuleExplainer'),
+    "llm": ('LLM', 'LLMConfig', 'ReasoningError', 'make_llm', 'quote_data'),
+    "config": ('LLM_BACKENDS', 'ReasoningConfig'),
+    "options": ('ReasoningSetup', 'reasoning_setup'),
+    "rules": ('Rules', 'RulesHead', 'describe_with_clip', 'describe_with_vlm', 'induce_rules'),
+})

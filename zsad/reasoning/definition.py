@@ -371,7 +371,7 @@ def definition_transform(backbone, definition: Definition, object_name: str = "o
                          max_components: int = 8) -> ConceptTransform | None:
     """The concept transform of a definition for a CLIP backbone; None for a backbone without text (DINOv2, see the
     module docstring) or a definition with no phrases. ``attend=False`` only ignores normal variations."""
-    if not getattr(backbone, "has_text", False):
+    if not backbone.has_text:
         return None
     kwargs = dict(object_name=object_name, vocabulary=vocabulary, energy=energy, max_components=max_components)
     ignore = (concept_subspace(backbone.encode_text, definition.normal_variations, **kwargs)
@@ -385,9 +385,9 @@ def definition_transform(backbone, definition: Definition, object_name: str = "o
 
 def definition_notes(backbone, definition: Definition) -> list[str]:
     """What the definition does with this backbone, for results.json and the echo."""
-    if getattr(backbone, "has_text", False):
+    if backbone.has_text:
         return [f"prompts: {len(definition.defects)} defect and {len(definition.normal_variations)} normal-variation "
                 "phrases added to the text head; concept subspace applied to CLIP features before reference and "
                 "mutual scoring"]
-    return [f"backbone {getattr(backbone, 'name', '?')} has no text space: the definition cannot change its scores "
+    return [f"backbone {backbone.name} has no text space: the definition cannot change its scores "
             "(no text prompts, no concept subspace); it is recorded and its phrases are used by the explainers only"]

@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, Field, create_model
 
-from zsad.explain.base import Explainer, register_explainer
+from zsad.errors import ZsadError
+from zsad.explain.base import Explainer, ExplainerContext
 from zsad.reasoning.llm import LLM, ReasoningError, quote_data, system_message
 from zsad.reasoning.rules import Rule, Rules
 from zsad.reasoning.vocabulary import clean_phrase, load_vocabulary
@@ -51,7 +52,7 @@ class RegionPhraser:
 
     def __init__(self, backbone, phrases: list[str] | None = None, object_name: str = "object", layer: int = -1):
         self.phrases = [clean_phrase(p) for p in (phrases or load_vocabulary()["defects"]) if clean_phrase(p)]
-        self.available = bool(getattr(backbone, "has_text", False))
+        self.available = bool(backbone.has_text)
         self.layer = layer
         self._maps: dict[str, torch.Tensor] = {}
         self._lock = threading.Lock()
@@ -87,6 +88,11 @@ class RegionPhraser:
     def forget(self, name: str) -> None:
         with self._lock:
             self._maps.pop(name, None)
+
+    def reset(self) -> None:
+        """Forget every image: a run's phrase maps never outlive it."""
+        with self._lock:
+            self._maps.clear()
 
 
 def evidence_record(result: "AnomalyResult", regions: list["Region"], phraser: RegionPhraser | None) -> dict:
@@ -144,6 +150,10 @@ class RuleExplainer(Explainer):
     def observe(self, name: str, features: "Features", index: int) -> None:
         if self.phraser is not None:
             self.phraser.observe(name, features, index)
+
+    def reset(self) -> None:
+        if self.phraser is not None:
+            self.phraser.reset()
 
     def deduce(self, result: "AnomalyResult", record: dict) -> dict[str, Any]:
         ids = self.rule_ids()
@@ -262,12 +272,33 @@ def _load(path: str):
     return load_image(path)
 
 
-@register_explainer("rules")
-def _rules_explainer(rules: Rules | None = None, phraser: RegionPhraser | None = None, **_) -> RuleExplainer:
-    return RuleExplainer(rules, phraser)
+def _phraser(ctx: ExplainerContext) -> RegionPhraser | None:
+    """Region phrases from the definition's defects and the vocabulary, when the backbone has a text space."""
+    if ctx.backbone is None or not ctx.backbone.has_text:
+        return None
+    phrases = list(ctx.definition.defects) if ctx.definition is not None else []
+    phrases += [p for p in load_vocabulary()["defects"] if p not in phrases]
+    return RegionPhraser(ctx.backbone, phrases, ctx.object_name)
 
 
-@register_explainer("llm")
-def _llm_explainer(llm: LLM, rules: Rules | None = None, phraser: RegionPhraser | None = None,
-                   send_images: bool = False, **_) -> LLMExplainer:
-    return LLMExplainer(llm, rules, phraser, send_images)
+def _rules(ctx: ExplainerContext) -> Rules | None:
+    if ctx.rules is None and ctx.definition is not None:
+        from zsad.reasoning.rules import rules_from_definition
+
+        return rules_from_definition(ctx.definition, ctx.object_name)
+    return ctx.rules
+
+
+def rules_explainer(ctx: ExplainerContext) -> RuleExplainer:
+    """The ``rules`` explainer (``zsad.explain.EXPLAINERS``): the configured rules, or rules derived from a
+    definition, or the default rules of the numeric verdict."""
+    return RuleExplainer(_rules(ctx), _phraser(ctx))
+
+
+def llm_explainer(ctx: ExplainerContext) -> RuleExplainer:
+    """The ``llm`` explainer; without an available LLM the rule explainer (its fallback) is used."""
+    if ctx.llm is None:
+        raise ZsadError("--explain llm needs an LLM: give --llm-base-url and --llm-model (or --llm-backend)")
+    if not ctx.llm.available:
+        return RuleExplainer(_rules(ctx), _phraser(ctx))
+    return LLMExplainer(ctx.llm, _rules(ctx), _phraser(ctx), send_images=ctx.send_images)

@@ -228,27 +228,17 @@ def _short_validation_error(error: ValidationError) -> str:
     return "; ".join(parts)[:600]
 
 
-LLM_BACKENDS: dict[str, Callable[..., LLM]] = {}
-
-
-def register_llm_backend(name: str):
-    def wrap(factory):
-        LLM_BACKENDS[name] = factory
-        factory.name = name
-        return factory
-
-    return wrap
-
-
 def make_llm(config: LLMConfig, **kwargs) -> LLM:
-    if config.backend not in LLM_BACKENDS:
-        raise ZsadError(f"unknown LLM backend {config.backend!r}; known: {sorted(LLM_BACKENDS)}")
-    return LLM_BACKENDS[config.backend](config, **kwargs)
+    """The client of ``config.backend`` (declared in ``zsad.reasoning.config.LLM_BACKENDS``)."""
+    from zsad.reasoning.config import LLM_BACKENDS
+
+    return LLM_BACKENDS.get(config.backend)(config, **kwargs)
 
 
-@register_llm_backend("offline")
 class OfflineLLM(LLM):
     """No LLM: every reasoning step uses its rule-based fallback."""
+
+    name = "offline"
 
     available = False
 
@@ -259,10 +249,11 @@ class OfflineLLM(LLM):
         raise ReasoningError("no LLM is configured (offline); the rule-based fallback applies")
 
 
-@register_llm_backend("openai")
 class OpenAIChatLLM(LLM):
     """An OpenAI-compatible chat-completions server through the ``openai`` client (its own retries disabled:
     retries and backoff are ours, so they are the same for every backend)."""
+
+    name = "openai"
 
     def __init__(self, config: LLMConfig, sleep=time.sleep, client=None):
         super().__init__(config, sleep)
@@ -333,13 +324,14 @@ class OpenAIChatLLM(LLM):
         return content
 
 
-@register_llm_backend("transformers")
 class TransformersLLM(LLM):
     """A local ``transformers`` text-generation pipeline (``model``: a Hub id or a local path), loaded on first use.
 
     ``pipeline_factory`` builds the pipeline (tests pass a stub; default ``transformers.pipeline``). Images are not
     sent (text-generation pipelines take text); the JSON schema is in the system message.
     """
+
+    name = "transformers"
 
     def __init__(self, config: LLMConfig, sleep=time.sleep, pipeline_factory=None):
         super().__init__(config, sleep)

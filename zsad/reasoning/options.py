@@ -1,58 +1,31 @@
-"""CLI options of the reasoning layer and the object the Detector takes its hooks from.
+"""From the reasoning settings (``ReasoningConfig``) to the objects the Detector takes its hooks from.
 
-The CLI calls ``add_reasoning_options(parser)`` and ``reasoning_from_args(args)``; the Detector takes from the
-returned ``ReasoningSetup``:
+``reasoning_setup(config, explainer)`` parses the definition (with the LLM when one is configured), loads the rules
+and builds the LLM client; the Detector takes from the returned ``ReasoningSetup``:
 
 - ``text_head(backbone, base)``: the text head (definition and/or rules prompts) or None for the default;
 - ``feature_transform(backbone, object_name)``: a ``Features -> Features`` callable for the reference and mutual
   scorers' input (reference images and test images alike), or None (no definition, or no text space);
-- ``explainer(backbone, object_name)``: the explainer (``RuleExplainer``/``LLMExplainer``), or None for factual;
-  its ``observe(name, features, index)`` is called once per image after the forward pass;
+- ``explainer(backbone, object_name)``: the explainer chosen by ``explain`` (``zsad.explain.EXPLAINERS``);
 - ``apply_verdict(result)``: with ``--verdict llm`` the LLM's verdict replaces the numeric one (both recorded);
 - ``describe()``: for results.json (definition as parsed, rules summary, LLM settings without the key).
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from zsad.errors import ZsadError
+from zsad.explain.base import EXPLAINERS, ExplainerContext
+from zsad.reasoning.config import ReasoningConfig
 from zsad.reasoning.definition import (
     Definition, DefinitionHead, definition_notes, definition_prompt_set, definition_transform, parse_definition,
 )
-from zsad.reasoning.llm import LLM, LLM_BACKENDS, LLMConfig, make_llm
-from zsad.reasoning.rules import Rules, RulesHead, rules_from_definition
+from zsad.reasoning.llm import LLM, LLMConfig, make_llm
+from zsad.reasoning.rules import Rules, RulesHead
 from zsad.scoring.prompts import PromptSet, load_prompt_set
 from zsad.scoring.text_heads import PromptSetHead
-
-VERDICTS = ("numeric", "llm")
-
-
-def add_reasoning_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("reasoning (definitions in words, rules, LLM explanations)")
-    group.add_argument("--define", default=None,
-                       help='what counts as a defect and what is normal, e.g. "cracks and stains are defects; '
-                            'colour differences are normal"')
-    group.add_argument("--define-file", default=None, help="read the definition from this text file")
-    group.add_argument("--define-attend", default="gain:4",
-                       help="how defects are attended to in CLIP features: 'project' (LAFT: keep only the defect "
-                            "subspace), 'gain:G' (scale it by G, keep the rest; default gain:4) or 'off'")
-    group.add_argument("--rules", default=None, help="rules file (YAML) for the text head and the explanations")
-    group.add_argument("--llm-backend", default=None, choices=sorted(LLM_BACKENDS),
-                       help="LLM backend (default: openai when --llm-base-url is given, else offline)")
-    group.add_argument("--llm-base-url", default=None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
-    group.add_argument("--llm-model", default=None, help="model name on the server, or local model id/path")
-    group.add_argument("--llm-api-key-env", default=None,
-                       help="name of the environment variable holding the API key (the key is never written)")
-    group.add_argument("--llm-images", action="store_true", help="the model accepts images: send them")
-    group.add_argument("--llm-timeout", type=float, default=60.0, help="seconds per LLM request")
-    group.add_argument("--llm-concurrency", type=int, default=4, help="LLM requests at a time")
-    group.add_argument("--explain", default=None, choices=["factual", "rules", "llm"],
-                       help="explainer (default: llm with an LLM, rules with --rules/--define, else factual)")
-    group.add_argument("--verdict", default="numeric", choices=VERDICTS,
-                       help="whose verdict is final: the numeric threshold (default) or the LLM's; both are recorded")
 
 
 def _attend(value: str) -> tuple[bool, float | None]:
@@ -83,7 +56,7 @@ class ReasoningSetup:
     notes: list[str] = field(default_factory=list)
 
     def text_head(self, backbone, base: PromptSet | str = "winclip") -> PromptSetHead | None:
-        if not getattr(backbone, "has_text", False) or (self.definition is None and self.rules is None):
+        if not backbone.has_text or (self.definition is None and self.rules is None):
             return None
         base = load_prompt_set(base) if isinstance(base, str) else base
         if self.definition is not None:
@@ -102,20 +75,11 @@ class ReasoningSetup:
                                     attend_gain=self.attend_gain)
 
     def explainer(self, backbone, object_name: str = "object"):
-        if self.explain == "factual":
-            return None
-        from zsad.reasoning.explainers import LLMExplainer, RegionPhraser, RuleExplainer
-        from zsad.reasoning.vocabulary import load_vocabulary
-
-        phrases = list(self.definition.defects) if self.definition else []
-        phrases += [p for p in load_vocabulary()["defects"] if p not in phrases]
-        phraser = RegionPhraser(backbone, phrases, object_name) if getattr(backbone, "has_text", False) else None
-        rules = self.rules
-        if rules is None and self.definition is not None:
-            rules = rules_from_definition(self.definition, object_name)
-        if self.explain == "llm" and self.llm is not None and self.llm.available:
-            return LLMExplainer(self.llm, rules, phraser, send_images=self.send_images)
-        return RuleExplainer(rules, phraser)
+        """The explainer named by ``explain`` (``zsad.explain.EXPLAINERS``), with this setup's rules, definition
+        and LLM."""
+        return EXPLAINERS.get(self.explain)(ExplainerContext(
+            backbone=backbone, object_name=object_name, rules=self.rules, definition=self.definition, llm=self.llm,
+            send_images=self.send_images))
 
     def apply_verdict(self, result) -> None:
         """With ``verdict="llm"`` and a valid LLM answer, the LLM's verdict becomes the result's; the numeric one
@@ -146,27 +110,31 @@ class ReasoningSetup:
         return out
 
 
-def reasoning_from_args(args: argparse.Namespace) -> ReasoningSetup:
-    """The setup from parsed options; parses the definition (with the LLM when one is configured)."""
-    backend = args.llm_backend or ("openai" if args.llm_base_url else "offline")
+def reasoning_setup(config: ReasoningConfig, explain: str = "auto") -> ReasoningSetup:
+    """The setup from the reasoning settings; parses the definition (with the LLM when one is configured).
+
+    explain: the explainer setting ("auto": llm with an LLM, rules with rules or a definition, else factual).
+    """
+    backend = config.llm_backend or ("openai" if config.llm_base_url else "offline")
     llm = None
     if backend != "offline":
-        llm = make_llm(LLMConfig(backend=backend, model=args.llm_model, base_url=args.llm_base_url,
-                                 api_key_env=args.llm_api_key_env, supports_images=args.llm_images,
-                                 timeout=args.llm_timeout, concurrency=args.llm_concurrency))
-    text = args.define
-    if args.define_file:
-        path = Path(args.define_file)
+        llm = make_llm(LLMConfig(backend=backend, model=config.llm_model, base_url=config.llm_base_url,
+                                 api_key_env=config.llm_api_key_env, supports_images=config.llm_images,
+                                 timeout=config.llm_timeout, concurrency=config.llm_concurrency))
+    text = config.define
+    if config.define_file:
+        path = Path(config.define_file)
         if not path.is_file():
             raise ZsadError(f"definition file {path} not found")
         text = ((text + "\n") if text else "") + path.read_text()
     definition = parse_definition(text, llm) if text else None
-    rules = Rules.load(args.rules) if args.rules else None
-    explain = args.explain or ("llm" if llm is not None else "rules" if (rules or definition) else "factual")
+    rules = Rules.load(config.rules) if config.rules else None
+    if explain == "auto":
+        explain = "llm" if llm is not None else "rules" if (rules or definition) else "factual"
     if explain == "llm" and llm is None:
         raise ZsadError("--explain llm needs an LLM: give --llm-base-url and --llm-model (or --llm-backend)")
-    if args.verdict == "llm" and explain != "llm":
+    if config.verdict == "llm" and explain != "llm":
         raise ZsadError("--verdict llm needs the LLM explainer (an LLM configured)")
-    attend, gain = _attend(args.define_attend)
-    return ReasoningSetup(llm=llm, definition=definition, rules=rules, explain=explain, verdict=args.verdict,
-                          attend=attend, attend_gain=gain, send_images=args.llm_images)
+    attend, gain = _attend(config.define_attend)
+    return ReasoningSetup(llm=llm, definition=definition, rules=rules, explain=explain, verdict=config.verdict,
+                          attend=attend, attend_gain=gain, send_images=config.llm_images)

@@ -33,7 +33,7 @@ from zsad.reasoning.definition import Definition, state
 from zsad.reasoning.llm import LLM, ReasoningError, quote_data, system_message
 from zsad.reasoning.vocabulary import Vocabulary, clean_phrase, load_vocabulary
 from zsad.scoring.prompts import PromptSet, load_prompt_set
-from zsad.scoring.text_heads import PromptSetHead, register_text_head
+from zsad.scoring.text_heads import PromptSetHead
 
 FORMAT = "zsad.rules/1"
 DESCRIBED = ("objects", "materials", "colours", "shapes", "surfaces")
@@ -133,8 +133,8 @@ class RulesHead(PromptSetHead):
                 "rules": {"normal": len(self.rules.normal), "anomaly": len(self.rules.anomaly)}}
 
 
-@register_text_head("rules")
-def _rules_head(backbone, value: str) -> RulesHead:
+def rules_text_head(backbone, value: str) -> RulesHead:
+    """The ``rules`` text-head family (declared in ``zsad.scoring.registry.TEXT_HEADS``)."""
     return RulesHead(backbone, Rules.load(value))
 
 
@@ -154,8 +154,8 @@ def describe_with_clip(backbone, cls: torch.Tensor, vocabulary: Vocabulary | Non
                        top_k: int = 2) -> list[ImageDescription]:
     """Per image (rows of ``cls``, CLIP image embeddings [N, D]), the ``top_k`` words of each category by cosine
     similarity with "a photo of ..." prompts of the vocabulary."""
-    if not getattr(backbone, "has_text", False):
-        raise ZsadError(f"backbone {getattr(backbone, 'name', '?')} has no text tower: describing images by CLIP "
+    if not backbone.has_text:
+        raise ZsadError(f"backbone {backbone.name} has no text tower: describing images by CLIP "
                         "retrieval needs a CLIP backbone (or a vision-language LLM)")
     vocabulary = vocabulary or load_vocabulary()
     image = F.normalize(cls.float(), dim=-1)

@@ -5,6 +5,6 @@
 - ``published``: the anchors' published numbers and the protocol match.
 - ``cli``: ``add_report_parser``/``run_report``.
 """
-from zsad.report.build import report_data, write_report
+from zsad.registry import lazy_exports
 
-__all__ = ["report_data", "write_report"]
+__all__ = lazy_exports(__name__, {"build": ("report_data", "write_report")})

@@ -15,49 +15,26 @@ the summed grid map (``maps``) and ``full_resolution`` gives the official input-
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from zsad.backbones.base import Features
-from zsad.errors import ZsadError
-from zsad.scoring.base import AnomalyMaps, Scorer, register_scorer
-from zsad.scoring.postprocess import MapPostprocess, gaussian_blur, smooth
-
-
-@dataclass(frozen=True)
-class AnomalyCLIPConfig:
-    temperature: float = 0.07  # compute_similarity and test.py's text_probs
-    layers: tuple[int, ...] | None = None  # None: every layer in Features (official --features_list)
-    sigma: float = 4.0  # test.py --sigma
-
-
-def _select_layers(features: Features, layers: tuple[int, ...] | None) -> torch.Tensor:
-    if features.projected is None:
-        raise ZsadError("AnomalyCLIP scoring needs a CLIP backbone (projected patch tokens)")
-    if layers is None:
-        return features.projected
-    missing = [layer for layer in layers if layer not in features.layers]
-    if missing:
-        raise ZsadError(f"AnomalyCLIP layers {missing} are not among the backbone's layers {list(features.layers)}")
-    index = [features.layers.index(layer) for layer in layers]
-    return features.projected[:, index]
+from zsad.backbones.base import Features, anomaly_probability, class_probabilities
+from zsad.postprocess.maps import MapPostprocess, gaussian_blur, smooth
+from zsad.scoring.base import AnomalyMaps, Scorer, ScorerContext, ScoringRun
+from zsad.scoring.configs import AnomalyCLIPConfig
 
 
 def layer_maps(features: Features, text: torch.Tensor, config: AnomalyCLIPConfig = AnomalyCLIPConfig()) -> torch.Tensor:
     """[B, L, h, w] per-layer anomaly maps on the patch grid: ``(p1 + 1 - p0) / 2`` of compute_similarity."""
-    tokens = _select_layers(features, config.layers).float()
-    tokens = tokens / tokens.norm(dim=-1, keepdim=True)
-    probs = (tokens @ text.float().T / config.temperature).softmax(dim=-1)
+    probs = class_probabilities(features.take(config.layers, projected=True, what="AnomalyCLIP"), text,
+                                config.temperature)
     return (probs[..., 1] + 1 - probs[..., 0]) / 2.0
 
 
 def image_scores(features: Features, text: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
     """[B] test.py's ``text_probs[:, 0, 1]``: softmax of the normalised image feature against the text rows."""
-    image = features.cls.float()
-    image = image / image.norm(dim=-1, keepdim=True)
-    return (image @ text.float().T / temperature).softmax(dim=-1)[..., 1]
+    return anomaly_probability(features.cls, text, temperature)
 
 
 def anomalyclip_scores(features: Features, text: torch.Tensor,
@@ -85,53 +62,34 @@ def full_resolution(grid_maps: torch.Tensor, input_size: int, sigma: float = 4.0
     return smooth(grid_maps, input_size, sigma, align_corners=False, padding="symmetric")
 
 
-@register_scorer
 class AnomalyCLIPScorer(Scorer):
-    """Registered as ``anomalyclip``. Text embeddings come from the detector's text head (``detector.text_head``,
-    learned prompts when an adapter is given) for the run's object name."""
+    """AnomalyCLIP's formula with the context's text head (learned prompts when an adapter is given) for the run's
+    object name. Its official smoothing is its config's ``default_postprocess``."""
 
     name = "anomalyclip"
     text_space = True
-    help = "AnomalyCLIP's formula: V-V patch tokens vs (learned) prompts, layer maps summed, CLS probability as score"
-    order = 15
-
-    config = AnomalyCLIPConfig()
-
-    def __init__(self, detector) -> None:
-        super().__init__(detector)
-        options = getattr(getattr(detector, "config", None), "scorer_options", {}).get(self.name, {})
-        self.config = AnomalyCLIPConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})
-
-    # "auto" picks AnomalyCLIP over plain text scoring only when learned prompts are loaded.
+    # "auto" picks AnomalyCLIP only with learned prompts, and then before mutual scoring: the prompts are what
+    # the user gave explicitly (zsad.scoring.planning).
     in_auto = True
-    strength = 15
+    strength = 25
 
     @classmethod
-    def unavailable(cls, detector, run) -> str | None:
-        backbone = getattr(detector, "backbone", None)
-        if backbone is not None and not getattr(backbone, "has_text", False):
+    def unavailable(cls, config: AnomalyCLIPConfig, ctx: ScorerContext, run: ScoringRun) -> str | None:
+        if not ctx.backbone.has_text:
             return "AnomalyCLIP scoring needs a CLIP backbone with a text tower"
-        head = getattr(detector, "text_head", None)
-        if not run.explicit and (head is None or head.describe().get("text_head") != "learned"):
+        if not run.explicit and (ctx.text_head is None or ctx.text_head.describe().get("text_head") != "learned"):
             return "AnomalyCLIP runs automatically only with learned prompts (--prompts learned:NAME)"
         return None
 
-    def start(self, run) -> None:
+    def start(self, run: ScoringRun) -> None:
         super().start(run)
-        head = getattr(self.detector, "text_head", None)
-        if head is None:
-            raise ZsadError("anomalyclip scorer: the detector has no text head")
-        self.text = head.embeddings(run.object_name)
+        self.text = self.ctx.text_head.embeddings(run.object_name)
 
     def add(self, features: Features, start: int) -> AnomalyMaps:
         return anomalyclip_scores(features, self.text.to(features.projected.device), self.config)
-
-    def postprocess(self, input_size: int, sigma: float) -> MapPostprocess:
-        return postprocess(input_size, self.config.sigma)
 
     def natural_threshold(self) -> float | None:
         return 0.5  # a probability
 
     def describe(self) -> dict[str, Any]:
-        return {"temperature": self.config.temperature, "layers": self.config.layers, "layer_maps": "sum",
-                "image_score": "cls", "sigma": self.config.sigma, "gaussian_mode": "scipy-reflect"}
+        return {"layer_maps": "sum", "image_score": "cls", **self.ctx.text_head.describe()}

@@ -17,21 +17,10 @@ The price of the rule: fused values depend on the run's images, as mutual scorin
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
+from zsad.robust import robust_scale
 from zsad.scoring.base import AnomalyMaps
-
-MAD_TO_SIGMA = 1.4826
-
-
-def robust_scale(values: torch.Tensor) -> tuple[float, float]:
-    """(median, 1.4826 * MAD) of all values; the scale never collapses to zero."""
-    flat = values.detach().flatten().float().cpu().numpy()
-    median = float(np.median(flat))  # numpy's median: the mean of the two middle values for even counts
-    mad = float(np.median(np.abs(flat - median))) * MAD_TO_SIGMA
-    spread = max(mad, 1e-6 * max(float(np.abs(flat).max()), 1.0))
-    return median, spread
 
 
 def fuse(evidence: list[AnomalyMaps]) -> AnomalyMaps:
@@ -41,7 +30,7 @@ def fuse(evidence: list[AnomalyMaps]) -> AnomalyMaps:
         return evidence[0]
     maps, scores = [], []
     for item in evidence:
-        center, spread = robust_scale(item.maps)
+        center, spread = robust_scale(item.maps.detach().float().cpu().numpy())
         maps.append((item.maps.float() - center) / spread)
         scores.append((item.scores.float() - center) / spread)
     return AnomalyMaps(

@@ -33,47 +33,11 @@ import torch.nn.functional as F
 
 from zsad.errors import ZsadError
 from zsad.scoring.base import AnomalyMaps
+from zsad.scoring.configs import IMAGE_SCORES, METRICS, ReferenceConfig
 from zsad.scoring.coreset import greedy_coreset
 
-METRICS = ("cosine", "l2")
-IMAGE_SCORES = ("top1pct", "max")
+__all__ = ["IMAGE_SCORES", "METRICS", "ReferenceConfig", "ReferenceMemory", "image_scores", "nearest_distances"]
 _FORMAT = "zsad.reference-memory/1"
-
-
-@dataclass(frozen=True)
-class ReferenceConfig:
-    """How the memory is built and searched.
-
-    metric: "cosine" (1 - cos, AnomalyDINO) or "l2" (PatchCore).
-    image_score: "top1pct" (mean of the top 1 % patch scores, at least one) or "max".
-    coreset_ratio: fraction of each layer's reference patches kept by greedy coreset selection (PatchCore uses
-        0.1 or 0.01); None keeps every patch. Worth it from a few tens of references on.
-    chunk_size: rows of queries and of memory per block of the nearest-neighbour search; peak extra memory is
-        ``chunk_size**2`` floats (16 MiB at 2048).
-    seed: seeds the coreset's random projection; nothing else is random.
-    projection_dim: width of the coreset's random projection.
-    """
-
-    metric: str = "cosine"
-    image_score: str = "top1pct"
-    coreset_ratio: float | None = None
-    chunk_size: int = 2048
-    seed: int = 0
-    projection_dim: int = 128
-
-    def __post_init__(self) -> None:
-        if self.metric not in METRICS:
-            raise ZsadError(f"unknown reference metric {self.metric!r}; use one of {', '.join(METRICS)}")
-        if self.image_score not in IMAGE_SCORES:
-            raise ZsadError(
-                f"unknown reference image_score {self.image_score!r}; use one of {', '.join(IMAGE_SCORES)}"
-            )
-        if self.coreset_ratio is not None and not 0.0 < self.coreset_ratio <= 1.0:
-            raise ZsadError(f"coreset_ratio={self.coreset_ratio} must be in (0, 1], or None for no subsampling")
-        if self.chunk_size < 1:
-            raise ZsadError(f"chunk_size={self.chunk_size} must be a positive number of rows")
-        if self.projection_dim < 1:
-            raise ZsadError(f"projection_dim={self.projection_dim} must be positive")
 
 
 def nearest_distances(

@@ -16,32 +16,16 @@ it; scales (including the 1x1 patch scale) are averaged arithmetically.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
-from zsad.backbones.base import Features
+from zsad.backbones.base import Features, anomaly_probability
 from zsad.errors import ZsadError
-from zsad.scoring.base import AnomalyMaps, Scorer, ScoringRun, register_scorer
+from zsad.scoring.base import AnomalyMaps, Scorer, ScorerContext, ScoringRun
+from zsad.scoring.configs import IMAGE_SCORE_RULES, TextConfig
 
-IMAGE_SCORE_RULES = ("cls", "max", "cls+max")
-
-
-@dataclass(frozen=True)
-class TextConfig:
-    prompts: str = "winclip"
-    object_name: str = "object"
-    temperature: float = 0.07
-    layers: tuple[int, ...] | None = None  # None: every layer the backbone returns
-    image_score: str = "cls+max"
-    pooled_windows: tuple[int, ...] = ()  # mean-token windows; not WinCLIP's (see the module docstring)
-
-
-def anomaly_probability(embeddings: torch.Tensor, text: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Softmax over [normal, anomalous] of cosine similarities / temperature; returns P(anomalous), shape [...]."""
-    logits = F.normalize(embeddings.float(), dim=-1) @ text.T / temperature
-    return logits.softmax(dim=-1)[..., 1]
+__all__ = ["IMAGE_SCORE_RULES", "TextConfig", "TextScorer", "anomaly_probability", "pooled_window_scores",
+           "score_text"]
 
 
 def pooled_window_scores(tokens: torch.Tensor, text: torch.Tensor, temperature: float, size: int) -> torch.Tensor:
@@ -59,16 +43,11 @@ def pooled_window_scores(tokens: torch.Tensor, text: torch.Tensor, temperature: 
 
 def score_text(features: Features, text: torch.Tensor, config: TextConfig) -> AnomalyMaps:
     """Maps [B, h, w] (P(anomalous) per patch, mean over layers and scales) and image scores [B]."""
-    if features.projected is None:
-        raise ZsadError("text scoring needs projected patch tokens (a CLIP backbone)")
-    text = text.to(features.projected.device)
-    layers = config.layers or features.layers
-    missing = [layer for layer in layers if layer not in features.layers]
-    if missing:
-        raise ZsadError(f"text layers {missing} were not extracted; the backbone returns {list(features.layers)}")
+    tokens_by_layer = features.take(config.layers, projected=True, what="text scoring")
+    text = text.to(tokens_by_layer.device)
     maps = []
-    for layer in layers:
-        tokens = features.projected[:, features.layers.index(layer)]  # [B, h, w, D]
+    for index in range(tokens_by_layer.shape[1]):
+        tokens = tokens_by_layer[:, index]  # [B, h, w, D]
         scales = [anomaly_probability(tokens, text, config.temperature)]
         scales += [pooled_window_scores(tokens, text, config.temperature, s) for s in config.pooled_windows]
         maps.append(torch.stack(scales).mean(0))
@@ -79,32 +58,24 @@ def score_text(features: Features, text: torch.Tensor, config: TextConfig) -> An
     return AnomalyMaps(maps=anomaly_map, scores=score, source="text")
 
 
-@register_scorer
 class TextScorer(Scorer):
     """Patch tokens against the text head's [normal, anomalous] embeddings, batch by batch."""
 
     name = "text"
     text_space = True
-    help = "zero-shot: patch tokens vs. normal/anomalous text prompts (CLIP backbones)"
-    order = 10
     in_auto = True
     strength = 10
 
-    def __init__(self, detector):
-        super().__init__(detector)
-        if detector.config.text.image_score not in IMAGE_SCORE_RULES:
-            raise ZsadError(f"image_score must be one of {IMAGE_SCORE_RULES}, got {detector.config.text.image_score!r}")
-        self.config = detector.config.text
-
     @classmethod
-    def unavailable(cls, detector, run: ScoringRun) -> str | None:
-        if not detector.backbone.has_text:
-            return f"backbone {detector.backbone.name} has no text tower; use a CLIP backbone or --method fewshot/mutual"
+    def unavailable(cls, config: TextConfig, ctx: ScorerContext, run: ScoringRun) -> str | None:
+        if not ctx.backbone.has_text:
+            return (f"backbone {ctx.backbone.name} has no text tower; use a CLIP backbone or "
+                    "--method fewshot/mutual")
         return None
 
     def start(self, run: ScoringRun) -> None:
         super().start(run)
-        self.text = self.detector.text_head.embeddings(run.object_name)
+        self.text = self.ctx.text_head.embeddings(run.object_name)
 
     def add(self, features: Features, start: int) -> AnomalyMaps:
         return score_text(features, self.text, self.config)
@@ -113,6 +84,4 @@ class TextScorer(Scorer):
         return 0.5  # a probability: anomalous is more likely than normal
 
     def describe(self) -> dict:
-        return {"temperature": self.config.temperature, "layers": list(self.config.layers or []),
-                "image_score": self.config.image_score, "pooled_windows": list(self.config.pooled_windows),
-                **self.detector.text_head.describe()}
+        return dict(self.ctx.text_head.describe())

@@ -6,18 +6,18 @@ prompt sets (``PromptSetHead``, WinCLIP's state words x templates), learned prom
 natural-language definitions and LLM-induced rules (``zsad.reasoning``) all arrive through this seam.
 
 Heads are named by a spec string (``--prompts``): a built-in prompt-set name (``winclip``), a YAML path, or
-``PREFIX:VALUE`` for a registered head family (``learned:NAME``). Families register a loader in
-``TEXT_HEAD_LOADERS``.
+``PREFIX:VALUE`` for a head family declared in ``zsad.scoring.registry.TEXT_HEADS`` (``learned:NAME``), whose
+loader is imported only when a spec names it.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from zsad.errors import ZsadError
 from zsad.scoring.prompts import PromptSet, load_prompt_set
+from zsad.scoring.registry import TEXT_HEADS
 
 
 class TextHead:
@@ -68,34 +68,24 @@ class PromptSetHead(TextHead):
         return {"text_head": "prompts", "prompts": self.prompt_set.name}
 
 
-# prefix -> loader(backbone, value) -> TextHead; e.g. "learned" -> zsad.learning's loader.
-TEXT_HEAD_LOADERS: dict[str, Callable[[Any, str], TextHead]] = {}
-# Families whose package registers its loader on import (imported only when a spec names them).
-_FAMILY_MODULES = {"learned": "zsad.learning", "rules": "zsad.reasoning"}
-
-
-def register_text_head(prefix: str):
-    def wrap(loader: Callable[[Any, str], TextHead]):
-        TEXT_HEAD_LOADERS[prefix] = loader
-        return loader
-
-    return wrap
+def is_family_spec(spec: str) -> bool:
+    """Whether a --prompts spec names a head family (``learned:NAME``, ``rules:FILE.yaml``) rather than a prompt set
+    or a YAML file; an unknown ``PREFIX:`` that is not a file path is refused with the known families."""
+    prefix, sep, _ = spec.partition(":")
+    if not sep or len(prefix) < 2:  # no prefix, or a Windows drive letter
+        return False
+    if prefix in TEXT_HEADS:
+        return True
+    if not spec.endswith((".yaml", ".yml")):
+        TEXT_HEADS.canonical(prefix)  # raises: unknown text head family, with the known ones
+    return False
 
 
 def load_text_head(spec: str | TextHead, backbone) -> TextHead:
     """A head from a spec string (see module docstring), or the head itself."""
     if isinstance(spec, TextHead):
         return spec
-    prefix, sep, value = spec.partition(":")
-    if sep and prefix in _FAMILY_MODULES and prefix not in TEXT_HEAD_LOADERS:
-        import importlib
-
-        importlib.import_module(_FAMILY_MODULES[prefix])
-    if sep and prefix in TEXT_HEAD_LOADERS:
-        return TEXT_HEAD_LOADERS[prefix](backbone, value)
-    if sep and len(prefix) > 1 and not spec.endswith((".yaml", ".yml")):
-        raise ZsadError(
-            f"unknown text head {spec!r}: no head family {prefix!r}; known: {sorted(TEXT_HEAD_LOADERS) or 'none'}, "
-            "or a prompt-set name / YAML path"
-        )
+    if is_family_spec(spec):
+        prefix, _, value = spec.partition(":")
+        return TEXT_HEADS.get(prefix)(backbone, value)
     return PromptSetHead(backbone, load_prompt_set(spec))

@@ -24,45 +24,22 @@ Harmonic means of scores that reach 0 (a window identical to a reference one) ar
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from zsad.backbones.base import Features, WindowEmbeddings
+from zsad.backbones.base import Features, WindowEmbeddings, anomaly_probability
 from zsad.errors import ZsadError
-from zsad.scoring.base import AnomalyMaps, Scorer, ScoringRun, register_scorer
+from zsad.scoring.base import AnomalyMaps, Scorer, ScorerContext, ScoringRun
+from zsad.scoring.configs import WinCLIPConfig
 from zsad.scoring.reference import nearest_distances
-from zsad.scoring.text_heads import TextHead, load_text_head
-
-
-@dataclass(frozen=True)
-class WinCLIPConfig:
-    """WinCLIP's settings. The backbone computes the windows (``BackboneSpec(windows=scales)``); ``scales`` here is
-    checked against what it computed, so a preset cannot silently score other windows than it names.
-
-    temperature: CLIP's softmax temperature of the text scores (0.07, as the paper and anomalib).
-    scales: window sizes in patches (2 and 3 for ViT-B-16-plus-240 at 240 px, a 15 x 15 grid).
-    chunk_size: rows per block of the few-shot nearest-neighbour search (bounded memory, exact result).
-    """
-
-    temperature: float = 0.07
-    scales: tuple[int, ...] = (2, 3)
-    chunk_size: int = 2048
-
-    def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise ZsadError(f"WinCLIP temperature must be positive, got {self.temperature}")
-        if not self.scales or any(k < 1 for k in self.scales):
-            raise ZsadError(f"WinCLIP scales must be positive window sizes in patches, got {self.scales}")
 
 
 def text_scores(embeddings: torch.Tensor, text: torch.Tensor, temperature: float) -> torch.Tensor:
-    """P(anomalous) for each embedding [..., D] against unit text rows [2, D] (normal, anomalous): WinCLIP Eq. 1."""
-    logits = F.normalize(embeddings.float(), dim=-1) @ F.normalize(text.float(), dim=-1).T / temperature
-    return logits.softmax(dim=-1)[..., 1]
+    """P(anomalous) for each embedding [..., D] against the text rows [2, D] (normal, anomalous): WinCLIP Eq. 1."""
+    return anomaly_probability(embeddings, text, temperature)
 
 
 def harmonic_aggregation(window_scores: torch.Tensor, size: int) -> torch.Tensor:
@@ -86,14 +63,14 @@ def harmonic_aggregation(window_scores: torch.Tensor, size: int) -> torch.Tensor
 def _windows_of(features: Features, scales: tuple[int, ...]) -> WindowEmbeddings:
     if features.windows is None:
         raise ZsadError(
-            "WinCLIP needs window embeddings, which the backbone computes only when asked: build it with "
-            f"BackboneSpec(windows={tuple(scales)}) (the winclip preset does)"
+            "WinCLIP needs window embeddings, which the backbone computes only when asked: run it with "
+            f"--method winclip (it asks the backbone for windows {list(scales)}), or BackboneSpec(windows=...)"
         )
     missing = [k for k in scales if k not in features.windows.windows]
     if missing:
         raise ZsadError(
             f"WinCLIP scales {list(missing)} were not computed; the backbone gives windows "
-            f"{list(features.windows.sizes)}. Build it with BackboneSpec(windows={tuple(scales)})"
+            f"{list(features.windows.sizes)}. Run it with --method winclip --winclip-scales {' '.join(map(str, scales))}"
         )
     return features.windows
 
@@ -173,61 +150,39 @@ def winclip(
     )
 
 
-def _config_of(detector) -> WinCLIPConfig:
-    """The detector's ``scorer_options["winclip"]`` (or a ``detector.winclip`` object), else the defaults."""
-    if getattr(detector, "winclip", None) is not None:
-        return detector.winclip
-    options = getattr(getattr(detector, "config", None), "scorer_options", {}).get("winclip", {})
-    return WinCLIPConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})
-
-
-@register_scorer
 class WinCLIPScorer(Scorer):
     """Glue between the detector and the functions above; all arithmetic lives in ``winclip``.
 
-    Reads from the detector: ``detector.backbone`` (built with ``windows``), ``detector.text_head`` (a
-    ``TextHead``; WinCLIP's prompt ensemble ``load_text_head("winclip", backbone)`` when the detector has none) and
-    ``detector.winclip`` (a ``WinCLIPConfig``; the defaults when absent). References, when the run has them, are
-    extracted with ``run.extract`` (the same windowed backbone) and turn WinCLIP into WinCLIP+: one method name,
-    ``winclip``, whose results say ``winclip+`` when references were used (as the paper names it).
+    Uses the context's backbone (run with the windows its config asks for, see ``WinCLIPConfig.backbone_settings``)
+    and text head (WinCLIP's prompt ensemble unless another is configured). References, when the run has them,
+    are extracted with ``ctx.extract`` (the same windowed backbone) and turn WinCLIP into WinCLIP+: one method
+    name, ``winclip``, whose results say ``winclip+`` when references were used (as the paper names it).
     """
 
     name = "winclip"
     text_space = True
-    help = "WinCLIP (exact windows, harmonic scales); WinCLIP+ with references"
-    order = 5
-
-    def __init__(self, detector) -> None:
-        super().__init__(detector)
-        self.config: WinCLIPConfig = _config_of(detector)
-        self.text_head: TextHead = getattr(detector, "text_head", None) or load_text_head("winclip", detector.backbone)
-        self.memory: WinCLIPMemory | None = None
 
     @classmethod
-    def unavailable(cls, detector, run: ScoringRun) -> str | None:
-        backbone = detector.backbone
-        if not getattr(backbone, "has_text", False):
-            return f"WinCLIP needs a CLIP backbone with a text tower; {backbone.name} has none"
-        config = _config_of(detector)
-        if not set(config.scales) <= set(getattr(backbone, "windows", ())):
+    def unavailable(cls, config: WinCLIPConfig, ctx: ScorerContext, run: ScoringRun) -> str | None:
+        if not ctx.backbone.has_text:
+            return f"WinCLIP needs a CLIP backbone with a text tower; {ctx.backbone.name} has none"
+        if not set(config.scales) <= set(ctx.backbone.windows):
             return (
-                f"WinCLIP needs window embeddings of sizes {list(config.scales)}; build the backbone with "
-                f"BackboneSpec(windows={tuple(config.scales)}) or use --preset winclip"
+                f"WinCLIP needs window embeddings of sizes {list(config.scales)}, but the backbone computes "
+                f"{list(ctx.backbone.windows) or 'none'}; run it with --method winclip (or --preset winclip)"
             )
         return None
 
     def start(self, run: ScoringRun) -> None:
         super().start(run)
-        self.text = self.text_head.embeddings(run.object_name)
-        self.memory = None
+        self.text = self.ctx.text_head.embeddings(run.object_name)
+        self.memory: WinCLIPMemory | None = None
         if run.references is not None:
             references = run.references
             if not isinstance(references, Features):
-                if run.extract is None:
-                    raise ZsadError("WinCLIP+ references need the detector's extract function")
                 from zsad.scoring.fewshot import load_references
 
-                references = run.extract(load_references(references)[0])
+                references = self.ctx.extract(load_references(references)[0])
             self.memory = WinCLIPMemory.build(references)
 
     def add(self, features: Features, start: int) -> AnomalyMaps:
@@ -239,12 +194,8 @@ class WinCLIPScorer(Scorer):
         return 0.5 if self.memory is None else None
 
     def describe(self) -> dict[str, Any]:
-        described = {
-            "method": "winclip+" if self.memory is not None else "winclip",
-            **asdict(self.config),
-            **self.text_head.describe(),
-        }
-        described["scales"] = list(self.config.scales)
+        described: dict[str, Any] = {"method": "winclip+" if self.memory is not None else "winclip",
+                                     **self.ctx.text_head.describe()}
         if self.memory is not None:
             described["reference_images"] = self.memory.n_images
-        return json.loads(json.dumps(described))
+        return described

@@ -10,47 +10,22 @@ normal patch finds close matches elsewhere and a defective one does not. One fil
 - ``output.py``: the official output path (image score = max of the upsampled map, CLS handling per backbone
   family, official k lists) named by ``official_config`` / ``official_postprocess``.
 - ``cost.py``: what a batch will cost (flops, seconds) and the default bound for large batches.
-- ``distributed.py``: the query blocks split between accelerate processes.
+- several processes: ``pipeline.py`` splits the query blocks between accelerate processes (each holds all
+  features, computes its share of queries, one all-reduce sum gives every process the maps; ``zsad.parallel``).
 - ``pipeline.py``: ``mutual_scores`` ties them together, driven by one ``MutualConfig``.
-"""
-from zsad.scoring.mutual.cost import (
-    CPU_MSM_GFLOPS,
-    DEFAULT_MAX_GROUP,
-    MutualPlan,
-    default_groups,
-    estimate_mutual_cost,
-    measure_gflops,
-    plan_mutual,
-)
-from zsad.scoring.mutual.config import RSCIN_K, MutualConfig, rscin_k_for
-from zsad.scoring.mutual.lnamd import lnamd
-from zsad.scoring.mutual.msm import auto_chunks, interval_bounds, msm
-from zsad.scoring.mutual.pipeline import mutual_scores
-from zsad.scoring.mutual.plan import plan_blocks, reference_sets
-from zsad.scoring.mutual.output import official_config, official_postprocess, rscin_cls_mode, upsampled_max
-from zsad.scoring.mutual.rscin import rscin
 
-__all__ = [
-    "CPU_MSM_GFLOPS",
-    "DEFAULT_MAX_GROUP",
-    "RSCIN_K",
-    "MutualPlan",
-    "MutualConfig",
-    "auto_chunks",
-    "default_groups",
-    "estimate_mutual_cost",
-    "interval_bounds",
-    "lnamd",
-    "measure_gflops",
-    "msm",
-    "mutual_scores",
-    "official_config",
-    "official_postprocess",
-    "plan_mutual",
-    "plan_blocks",
-    "reference_sets",
-    "rscin",
-    "rscin_cls_mode",
-    "rscin_k_for",
-    "upsampled_max",
-]
+Importing this package loads no torch: each name below loads its module on first use, so ``--help`` can read
+the config alone.
+"""
+from zsad.registry import lazy_exports
+
+__all__ = lazy_exports(__name__, {
+    "cost": ('CPU_MSM_GFLOPS', 'DEFAULT_MAX_GROUP', 'MutualPlan', 'default_groups', 'estimate_mutual_cost', 'measure_gflops', 'plan_mutual'),
+    "config": ('RSCIN_K', 'MutualConfig', 'rscin_k_for'),
+    "lnamd": ('lnamd',),
+    "msm": ('auto_chunks', 'interval_bounds', 'msm'),
+    "pipeline": ('mutual_scores',),
+    "plan": ('plan_blocks', 'reference_sets'),
+    "output": ('official_config', 'official_postprocess', 'rscin_cls_mode', 'upsampled_max'),
+    "rscin": ('rscin',),
+})

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from zsad.config_fields import Alias, positive_int, setting
 from zsad.errors import ZsadError
+from zsad.scoring.configs import ScorerConfig
 
 # RsCIN window lists of the official code per dataset kind (xrli-U/MuSc, models/musc.py lines 242-247:
 # 'visa' -> [1, 8, 9], 'mvtec_ad' -> [1, 2, 3], anything else (btad) -> [1, 2, 3]).
@@ -35,7 +37,7 @@ def rscin_k_for(dataset: str) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
-class MutualConfig:
+class MutualConfig(ScorerConfig):
     """How a batch of unlabeled images is scored against itself.
 
     radii: LNAMD aggregation degrees; each odd r averages the r x r neighbourhood of every patch (r = 1 is the
@@ -67,27 +69,49 @@ class MutualConfig:
     rscin_cls: how RsCIN compares image embeddings: "normalized" (default) L2-normalises them (cosines, as the
         official code does for CLIP, models/musc.py line 175); "raw" uses the dot products of the embeddings as
         given (the official code for DINO/DINOv2, whose CLS tokens are not normalised, lines 163-172).
+    min_batch: the smallest batch for which ``--method auto`` chooses mutual scoring (a named ``--method mutual``
+        runs from 3 images on).
     rscin_clamp_negative: clamp negative similarities to 0 before RsCIN's row normalisation (default, zsad's
         guard). False keeps them, as the official code does; a row whose kept similarities sum to <= 0 (where the
         official code divides by zero or flips signs) is then still clamped.
     """
 
-    radii: tuple[int, ...] = (1, 3, 5)
-    interval: tuple[float, float] = (0.0, 0.3)
-    rscin_k: tuple[int, ...] | None = (1, 2, 3)
-    query_chunk: int | None = None
-    ref_chunk: int | None = None
-    memory_mb: float = 2048.0
-    max_refs: int | None = None
-    groups: int | None = None
-    seed: int = 0
-    l2_normalize: bool = True
-    device: str | None = None
-    image_score_from: str = "grid_max"
-    upsample_size: int | None = None
-    upsample_align_corners: bool = True
-    rscin_cls: str = "normalized"
-    rscin_clamp_negative: bool = True
+    radii: tuple[int, ...] = setting((1, 3, 5), help="LNAMD aggregation degrees r (odd; r x r neighbourhood means)")
+    interval: tuple[float, float] = setting((0.0, 0.3), help="fractions (lo, hi) of the sorted per-image minimum "
+                                                              "distances averaged into a patch score (MSM)")
+    rscin_k: tuple[int, ...] | None = setting(
+        (1, 2, 3), help="RsCIN window sizes (most similar images kept per row); none disables re-scoring",
+        aliases=(
+            Alias("rscin", lambda on: {"rscin_k": (1, 2, 3) if on is True else None if on is False else tuple(on)},
+                  help="RsCIN re-scoring of mutual image scores (--no-rscin disables it)", type=bool),
+            Alias("rscin_dataset", lambda kind: {"rscin_k": rscin_k_for(str(kind))}, choices=tuple(RSCIN_K),
+                  help="MuSc's RsCIN window sizes for this kind of data (mvtec: 1 2 3, visa: 1 8 9)"),
+        ))
+    query_chunk: int | None = setting(None, cli=False, help="images per query block of the distance computation "
+                                                            "(default: from memory_mb and the batch shape)")
+    ref_chunk: int | None = setting(None, cli=False, help="images per reference block (default: as query_chunk)")
+    memory_mb: float = setting(2048.0, help="memory budget in MB for the distance computation's working buffers")
+    max_refs: int | None = setting(None, parse=positive_int, help="compare each image with at most this many others (bounds mutual "
+                                              "scoring's O(N^2))")
+    groups: int | None = setting(None, parse=positive_int, help="score the batch in this many random groups (MuSc's divide_num; "
+                                            "default: 1 up to 200 images, then groups of at most 200; 1 forces the "
+                                            "full comparison)")
+    seed: int = setting(0, cli=False, help="seed of the random groups and reference windows")
+    l2_normalize: bool = setting(True, cli=False, help="unit-normalise aggregated features before distances (MuSc)")
+    device: str | None = setting(None, cli=False, help="where distances are computed (default: the tokens' device)")
+    image_score_from: str = setting("grid_max", choices=IMAGE_SCORE_FROM,
+                                    help="image score before RsCIN: max of the patch grid, or of the map upsampled "
+                                         "to the input size (MuSc's official code)")
+    upsample_size: int | None = setting(None, cli=False, help="size of the upsampled_max map (default: the "
+                                                              "backbone's input size)")
+    upsample_align_corners: bool = setting(True, cli=False, help="align_corners of the upsampled_max map")
+    rscin_cls: str = setting("normalized", choices=RSCIN_CLS,
+                             help="RsCIN image embeddings: L2-normalised, raw (official DINO path), or auto (by "
+                                  "backbone family, as the official code)")
+    rscin_clamp_negative: bool = setting(True, help="clamp negative RsCIN similarities to 0 (zsad's guard; the "
+                                                    "official code keeps them)")
+    min_batch: int = setting(8, option="min_mutual_batch", parse=positive_int,
+                             help="--method auto uses mutual scoring from this many test images on")
 
     def __post_init__(self) -> None:
         if not self.radii or any(int(r) != r or r < 1 or r % 2 == 0 for r in self.radii):
@@ -111,5 +135,7 @@ class MutualConfig:
             )
         if self.upsample_size is not None and (int(self.upsample_size) != self.upsample_size or self.upsample_size < 1):
             raise ZsadError(f"upsample_size={self.upsample_size} must be a positive number of pixels, or None")
+        if self.min_batch < 2:
+            raise ZsadError(f"min_mutual_batch={self.min_batch} must be at least 2")
         if self.rscin_cls not in RSCIN_CLS:
             raise ZsadError(f"rscin_cls={self.rscin_cls!r} must be one of {', '.join(RSCIN_CLS)}")

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from zsad.errors import ZsadError
 from zsad.scoring.mutual.config import MutualConfig, rscin_k_for
-from zsad.scoring.postprocess import MapPostprocess
+from zsad.postprocess.maps import MapPostprocess
 
 # Backbone families whose image embeddings the official code L2-normalises before RsCIN (CLIP, line 175); every
 # DINO family (dino, dinov2) feeds the raw final-LayerNorm CLS token (lines 163-172).

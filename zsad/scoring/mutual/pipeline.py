@@ -23,6 +23,12 @@ Image score before RsCIN: by default the max of the mean map on the patch grid, 
 independent of the output size. The official code takes the max after bilinear upsampling to the input size with
 align_corners=True (values are convex combinations of grid values, so it is at most the grid max);
 ``image_score_from="upsampled_max"`` does that, from the float64 mean map as the official code (``output.py``).
+
+Several processes (``state``, ``zsad.parallel``): every process holds all features (each query is compared with
+every other image) and computes the same aggregated features; the query blocks of ``plan.plan_blocks`` are split
+between processes (contiguous shares). Each process returns a full [N, P] score tensor that is zero outside its own
+queries; one all-reduce sum gives every process the complete maps. Adding zeros is exact, so the result equals the
+single-process one up to the float32 rounding of differently shaped matrix products.
 """
 from __future__ import annotations
 
@@ -32,9 +38,9 @@ import torch
 from tqdm.auto import tqdm
 
 from zsad.errors import ZsadError
+from zsad.parallel import my_share, sum_across_processes
 from zsad.scoring.base import AnomalyMaps
 from zsad.scoring.mutual.config import MutualConfig
-from zsad.scoring.mutual.distributed import my_share, sum_across_processes
 from zsad.scoring.mutual.lnamd import lnamd
 from zsad.scoring.mutual.msm import default_query_chunk, msm_blocks
 from zsad.scoring.mutual.output import upsampled_max

@@ -7,34 +7,30 @@ from dataclasses import replace
 import torch
 
 from zsad.backbones.base import Features
-from zsad.scoring.base import AnomalyMaps, Scorer, ScoringRun, register_scorer
+from zsad.scoring.base import AnomalyMaps, Scorer, ScorerContext, ScoringRun
 from zsad.scoring.mutual.config import MutualConfig
 from zsad.scoring.mutual.cost import plan_mutual
-from zsad.scoring.mutual.distributed import num_processes
+from zsad.parallel import num_processes
 from zsad.scoring.mutual.output import rscin_cls_mode
 from zsad.scoring.mutual.pipeline import mutual_scores
 
 # Features of a mutual batch are kept in float16 above this size: 1,000 images at ViT-L-14/518 with 4 layers
 # are 22 GB in float32 but 11 GB in float16, and distances are computed in float32 chunks anyway.
 FP32_LIMIT_BYTES = 4 * 2**30
-MIN_EXPLICIT_BATCH = 3  # --method mutual: the smallest batch worth comparing
-MIN_AUTO_BATCH = 8  # auto: below this, one odd image among few says little
+MIN_EXPLICIT_BATCH = 3  # --method mutual: the smallest batch worth comparing (auto: MutualConfig.min_batch)
 
 
-@register_scorer
 class MutualScorer(Scorer):
     """MuSc: every image's patches against the patches of the other images of the batch."""
 
     name = "mutual"
-    help = "zero-shot, training-free (MuSc): each image against the other images of the batch"
-    order = 30
     in_auto = True
     strength = 20
     per_image = False
 
     @classmethod
-    def unavailable(cls, detector, run: ScoringRun) -> str | None:
-        needed = MIN_EXPLICIT_BATCH if run.explicit else detector.config.min_mutual_batch
+    def unavailable(cls, config: MutualConfig, ctx: ScorerContext, run: ScoringRun) -> str | None:
+        needed = MIN_EXPLICIT_BATCH if run.explicit else config.min_batch
         if run.n_images < needed:
             return f"mutual scoring needs a batch of at least {needed} test images, got {run.n_images}"
         return None
@@ -47,7 +43,8 @@ class MutualScorer(Scorer):
 
     def add(self, features: Features, start: int) -> None:
         if self.tokens is None:
-            shape = (self.run.extra.get("local_images", self.run.n_images), *features.patch_tokens.shape[1:])
+            local = self.run.n_images if self.run.local_images is None else self.run.local_images
+            shape = (local, *features.patch_tokens.shape[1:])
             big = torch.Size(shape).numel() * 4 > FP32_LIMIT_BYTES
             self.tokens = torch.empty(shape, dtype=torch.float16 if big else torch.float32)
         self.tokens[start : start + len(features.patch_tokens)] = features.patch_tokens
@@ -56,7 +53,7 @@ class MutualScorer(Scorer):
         return None
 
     def finish(self) -> AnomalyMaps:
-        state = self.run.extra.get("state")
+        state = self.run.state
         mine = None if self.tokens is None else (self.tokens[: self.count], torch.cat(self.cls))
         if num_processes(state) > 1:
             # Every process compares its queries with all images, so each needs every process's tokens.
@@ -68,6 +65,7 @@ class MutualScorer(Scorer):
             return None
         tokens, cls = mine  # fewer tokens than inputs when some inputs could not be read
         config = self.resolved_config(tokens.shape)
+        self.resolved = config
         if self.run.progress and (state is None or state.is_main_process):
             print(self.plan.describe(), file=sys.stderr)
         result = mutual_scores(tokens, cls, config, state=state,
@@ -79,21 +77,20 @@ class MutualScorer(Scorer):
         """The configured settings with what depends on the run filled in: the default group bound for large
         batches (MuSc's divide_num), the upsampling size of the official image score, the RsCIN CLS mode of the
         backbone family."""
-        config = self.detector.config.mutual
+        config = self.config
         n_images, n_layers, h, w, dim = shape
         self.plan = plan_mutual(n_images, h * w, dim, n_layers, config.radii, max_refs=config.max_refs,
                                 groups=config.groups)
         changes = {"groups": self.plan.groups}
         if config.image_score_from == "upsampled_max" and config.upsample_size is None:
-            changes["upsample_size"] = self.detector.backbone.input_size
+            changes["upsample_size"] = self.ctx.backbone.input_size
         if config.rscin_cls == "auto":
-            changes["rscin_cls"] = rscin_cls_mode(self.detector.backbone.family)
-        self.config = replace(config, **changes)
-        return self.config
+            changes["rscin_cls"] = rscin_cls_mode(self.ctx.backbone.family)
+        return replace(config, **changes)
 
     def describe(self) -> dict:
-        config = getattr(self, "config", self.detector.config.mutual)
-        return {"radii": list(config.radii), "interval": list(config.interval),
-                "rscin_k": None if config.rscin_k is None else list(config.rscin_k),
-                "max_refs": config.max_refs, "groups": config.groups, "image_score_from": config.image_score_from,
-                "rscin_cls": config.rscin_cls, "rscin_clamp_negative": config.rscin_clamp_negative}
+        """The settings resolved from the run (groups, upsampling size, RsCIN CLS mode), once it has run."""
+        resolved = getattr(self, "resolved", None)
+        if resolved is None:
+            return {}
+        return {"groups": resolved.groups, "upsample_size": resolved.upsample_size, "rscin_cls": resolved.rscin_cls}

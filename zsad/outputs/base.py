@@ -1,0 +1,19 @@
+"""What the writers of one run share."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+
+@dataclass
+class RunOutput:
+    """The output folder of one run, the run description (writers may add to it, e.g. the overlays' colour
+    range), and how to re-read an image for its overlay (``load_image(result) -> PIL.Image``; None: no overlays).
+    With ``resume``, files an interrupted run already wrote completely are kept."""
+
+    out_dir: Path
+    run_info: dict[str, Any] = field(default_factory=dict)
+    load_image: Callable[[Any], Any] | None = None
+    progress: bool = False
+    resume: bool = False
