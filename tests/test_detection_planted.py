@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from zsad.backbones import BackboneSpec
-from zsad.data.datasets import mvtec_samples
+from zsad.data.layouts.mvtec import mvtec_samples
 from zsad.data.images import load_mask
 from zsad.detector import Detector, DetectorConfig
 from zsad.metrics import image_metrics, pixel_metrics

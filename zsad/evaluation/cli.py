@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from zsad.data.datasets import DATASET_KINDS
+from zsad.data import DATASET_KINDS
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:

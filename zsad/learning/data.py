@@ -32,7 +32,7 @@ class TrainItem:
 
 
 def layout_items(kind: str, root: str | Path, categories: Sequence[str] | None = None) -> list[TrainItem]:
-    from zsad.data.datasets import load_samples
+    from zsad.data.layouts import load_samples
 
     sets = load_samples(kind, root, categories, split="test")
     items = [TrainItem(s.path, int(s.label), s.mask_path, s.category) for samples in sets.values()
