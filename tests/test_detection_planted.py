@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zsad.data.datasets import mvtec_samples
+from zsad.data.layouts.mvtec import mvtec_samples
 from zsad.data.images import load_mask
 from zsad.detector import Detector
 from zsad.metrics import image_metrics, pixel_metrics

@@ -56,7 +56,7 @@ def test_verdicts_follow_the_threshold(detector, synth_root):
 
 
 def test_calibrate_sets_f1_max_threshold(detector, synth_root):
-    from zsad.data.datasets import mvtec_samples
+    from zsad.data.layouts.mvtec import mvtec_samples
 
     samples = mvtec_samples(synth_root)["pill"]
     local = Detector("tiny-clip")

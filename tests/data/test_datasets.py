@@ -1,4 +1,4 @@
-"""Tests of zsad.data.datasets on tiny layouts built in tmp_path, and on ../shared/data when it is present."""
+"""Tests of the zsad.data.layouts readers on tiny layouts built in tmp_path, and on ../shared/data when present."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from zsad.data.datasets import (
+from zsad.data import (
     DATASET_KINDS,
     Sample,
     folder_samples,
@@ -329,7 +329,8 @@ def test_mpdd_is_the_mvtec_layout(mvtec_root: Path) -> None:
 def test_mvtec_loco_mask_folders_and_validation_split(tmp_path: Path) -> None:
     import numpy as np
 
-    from zsad.data.datasets import load_sample_mask, loco_samples
+    from zsad.data.layouts.base import load_sample_mask
+    from zsad.data.layouts.mvtec import loco_samples
 
     root = tmp_path / "loco"
     for relative in ["juice_bottle/train/good/000.png", "juice_bottle/validation/good/000.png",
@@ -356,7 +357,7 @@ def test_mvtec_loco_mask_folders_and_validation_split(tmp_path: Path) -> None:
 
 
 def test_btad_numbered_categories_ok_ko_and_mask_suffixes(tmp_path: Path) -> None:
-    from zsad.data.datasets import btad_samples
+    from zsad.data.layouts.mvtec import btad_samples
 
     root = tmp_path / "btad"
     for relative in ["01/train/ok/0000.bmp", "01/test/ok/0000.bmp", "01/test/ko/0001.bmp",
@@ -403,7 +404,7 @@ def _realiad_root(tmp_path: Path) -> Path:
 
 
 def test_realiad_json_split_files(tmp_path: Path) -> None:
-    from zsad.data.datasets import realiad_samples
+    from zsad.data.layouts.realiad import realiad_samples
 
     root = _realiad_root(tmp_path)
     images = root / "realiad_1024" / "audiojack"
@@ -439,7 +440,7 @@ def test_hf_datasets_formats(tmp_path: Path, form: str) -> None:
     import numpy as np
     from PIL import Image
 
-    from zsad.data.datasets import hf_samples
+    from zsad.data.layouts.hf import hf_samples
 
     rows = _hf_rows(tmp_path)
     features = hf.Features({"image": hf.Image(), "mask": hf.Image(), "label": hf.ClassLabel(names=["good", "defect"]),
@@ -469,7 +470,7 @@ def test_hf_datasets_formats(tmp_path: Path, form: str) -> None:
 def test_hf_paths_on_disk_are_used_in_place_and_split_column(tmp_path: Path) -> None:
     import datasets as hf
 
-    from zsad.data.datasets import hf_samples
+    from zsad.data.layouts.hf import hf_samples
 
     rows = _hf_rows(tmp_path)
     rows["split"] = ["train", "test", "test"]

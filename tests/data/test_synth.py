@@ -11,7 +11,7 @@ from PIL import Image
 from scipy import ndimage
 
 from zsad.data import synth
-from zsad.data.datasets import mvtec_samples
+from zsad.data.layouts.mvtec import mvtec_samples
 from zsad.data.images import load_image, load_mask
 from zsad.data.synth import DEFECT_TYPES, SYNTH_CATEGORIES, generate_dataset, make_image
 from zsad.errors import DatasetError

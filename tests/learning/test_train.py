@@ -98,7 +98,7 @@ def test_datasets_library_source(tmp_path):
     ds.save_to_disk(str(tmp_path / "hf"))
     ds.to_parquet(str(tmp_path / "hf.parquet"))
     for source in (tmp_path / "hf", tmp_path / "hf.parquet"):
-        items = hf_items(source)
+        items = hf_items(source, cache_dir=tmp_path / "cache")
         assert [i.label for i in items] == labels and [i.has_mask for i in items] == [True] * 5 + [False]
     summary = train(load_backbone(SPEC), items, tmp_path / "a", TrainConfig(**{**FAST, "epochs": 1}), progress=False)
     assert np.isfinite(summary["log"][0]["total_loss"])

@@ -119,7 +119,7 @@ def _detect_in_process(args, config, state) -> int:
             references.save(args.save_memory)
             print(f"saved reference memory to {args.save_memory}", file=sys.stderr)
     if args.calibrate:
-        from zsad.data.datasets import manifest_samples
+        from zsad.data.layouts.folders import manifest_samples
 
         samples = [s for group in manifest_samples(args.calibrate).values() for s in group]
         value = detector.calibrate([s.path for s in samples], [s.label for s in samples], references=references,

@@ -11,13 +11,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from zsad.data.datasets import DATASET_KINDS
+from zsad.data.layouts import LAYOUTS, layout_names, layout_options
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, choices=list(DATASET_KINDS),
-                        help="layout: mvtec (any MVTec-layout folder), mpdd, mvtec_loco, btad, visa, realiad, "
-                             "hf (datasets library: save_to_disk folder, parquet, cached hub id), folder, manifest")
+    parser.add_argument("--dataset", required=True, choices=layout_names(with_aliases=True),
+                        help=f"layout: {_layouts_help()}")
     parser.add_argument("--root", required=True, help="dataset root (or manifest file, or hf data set)")
     parser.add_argument("--categories", nargs="+", default=None)
     parser.add_argument("--out", default="zsad-eval",
@@ -29,16 +28,34 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="a single seed (same as --seeds N)")
     parser.add_argument("--reference-lists", default=None,
                         help="JSON file of k-shot reference lists: read when it exists, else drawn and written there")
-    data = parser.add_argument_group("data set options")
-    data.add_argument("--split-csv", default=None, help="VisA: split file (default ROOT/split_csv/1cls.csv)")
-    data.add_argument("--json-dir", default=None, help="Real-IAD: folder of <category>.json split files")
-    data.add_argument("--image-root", default=None, help="Real-IAD: image folder (default ROOT/realiad_1024 ...)")
-    data.add_argument("--cache-dir", default=None, help="hf: where embedded images are written once")
+    _add_layout_options(parser.add_argument_group("data set options"))
+
+
+def _layouts_help() -> str:
+    """Each layout with its aliases and help; ``%`` doubled because argparse formats help strings."""
+    parts = []
+    for entry in LAYOUTS.entries():
+        also = f" (also {', '.join(entry.aliases)})" if entry.aliases else ""
+        parts.append(f"{entry.name}{also}: {entry.help}" if entry.help else f"{entry.name}{also}")
+    return "; ".join(parts).replace("%", "%%")
+
+
+def _add_layout_options(group) -> None:
+    """One flag per declared option, in layout order. Layouts that declare an option of the same name share its
+    flag, whose help then names each of them."""
+    helps: dict[str, list[str]] = {}
+    for entry in LAYOUTS.entries():
+        for option in layout_options(entry.name):
+            helps.setdefault(option.name, []).append(f"{entry.name}: {option.help}")
+    for name, texts in helps.items():
+        flag = "--" + name.replace("_", "-")
+        group.add_argument(flag, dest=name, default=None, help="; ".join(texts).replace("%", "%%"))
 
 
 def dataset_options(args: argparse.Namespace) -> dict:
-    wanted = {"visa": ("split_csv",), "realiad": ("json_dir", "image_root"), "hf": ("cache_dir",)}
-    return {key: getattr(args, key) for key in wanted.get(args.dataset, ()) if getattr(args, key, None)}
+    """The options the chosen layout declares, as given on the command line (unset ones left to the layout)."""
+    return {option.name: getattr(args, option.name) for option in layout_options(args.dataset)
+            if getattr(args, option.name, None)}
 
 
 def _good_images(args: argparse.Namespace):

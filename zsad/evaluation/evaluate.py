@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from zsad.data.datasets import load_sample_mask, load_samples
+from zsad.data.layouts import load_samples
+from zsad.data.layouts.base import load_sample_mask
 from zsad.errors import ZsadError
 from zsad.evaluation.environment import describe_detector, jsonable, versions
 from zsad.evaluation.references import ReferenceLists, draw_references, load_reference_lists
@@ -50,7 +51,7 @@ def evaluate(
     seed: int | None = None,
     good_images=None,
 ) -> EvaluationRun:
-    """Evaluate ``detector`` on the test split of ``dataset`` (a ``zsad.data.DATASET_KINDS`` name) at ``root``.
+    """Evaluate ``detector`` on the test split of ``dataset`` (a ``zsad.data.layouts`` name) at ``root``.
 
     shots: k good training images per category as references (0: zero-shot).
     seeds: one pass per seed; in k-shot runs each seed has its own reference list. ``seed`` (one int) is kept

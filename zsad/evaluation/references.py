@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zsad.data.datasets import load_samples
+from zsad.data.layouts import load_samples
 from zsad.errors import ZsadError
 
 FORMAT = "zsad-reference-lists/1"

@@ -9,8 +9,6 @@ import sys
 
 from zsad.errors import ZsadError
 
-DATASET_KINDS = ("mvtec", "visa", "folder", "manifest", "hf")
-
 # AnomalyCLIP's training setting for the backbone (official train.py): ViT-L/14@336px, the position embedding
 # resized bilinearly, the CLS feature without ln_post; V-V attention in the last 19 of 24 blocks (DPAM_layer 20),
 # scaled to the depth of another backbone when neither --vv-layers nor --dpam-layer is given.
@@ -49,11 +47,14 @@ def _load_backbone(args):
 
 
 def add_train_parser(subparsers) -> argparse.ArgumentParser:
+    from zsad.data.layouts import layout_names
+
     p = subparsers.add_parser("train", help="learn AnomalyCLIP prompts (and/or LoRA) on data with masks",
                               description="Train object-agnostic prompts as AnomalyCLIP does. Protocol of the "
                               "field: train on VisA, test on MVTec (and the reverse).")
     p.add_argument("--data", required=True, help="dataset root, datasets folder/parquet, or hub name (--dataset hf)")
-    p.add_argument("--dataset", choices=DATASET_KINDS, default="mvtec")
+    p.add_argument("--dataset", choices=layout_names(with_aliases=True), default="mvtec",
+                   help="data set layout (every layout can feed training: its labelled images are used)")
     p.add_argument("--categories", nargs="+", default=None)
     p.add_argument("--val-data", default=None, help="validation set (same kind) for per-epoch metrics")
     p.add_argument("--val-categories", nargs="+", default=None)
@@ -78,21 +79,16 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _items(kind, root, categories):
-    from zsad.learning.data import hf_items, layout_items
-
-    return hf_items(root) if kind == "hf" else layout_items(kind, root, categories)
-
-
 def run_train(args) -> int:
+    from zsad.learning.data import layout_items
     from zsad.learning.lora import LoraSettings
     from zsad.learning.prompt_learner import PromptLearnerConfig
     from zsad.learning.train import TrainConfig, train
     from zsad.parallel import close_process_group
 
     backbone = _load_backbone(args)
-    items = _items(args.dataset, args.data, args.categories)
-    val = _items(args.dataset, args.val_data, args.val_categories) if args.val_data else None
+    items = layout_items(args.dataset, args.data, args.categories)
+    val = layout_items(args.dataset, args.val_data, args.val_categories) if args.val_data else None
     config = TrainConfig(
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
         layers=tuple(args.loss_layers) if args.loss_layers else None,

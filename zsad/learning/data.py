@@ -1,10 +1,11 @@
 """Training data for prompt learning: images with image labels and, where they exist, pixel masks.
 
-Sources: zsad dataset layouts (``mvtec``, ``visa``, ``folder``, ``manifest``; the *test* split, which is where
-MVTec/VisA keep their defects and masks, as the official AnomalyCLIP training does) and ``datasets`` library
-data sets (a ``save_to_disk`` folder, parquet files, or a hub data set already in the local cache) with image,
-mask and label columns. Normal images get an all-zero mask (they count in the pixel loss, as officially);
-anomalous images without a mask contribute only the image loss (``has_mask`` False).
+Sources: every registered dataset layout (``zsad.data.layouts``), read at its training split: the *test* split
+for the benchmarks, which is where MVTec/VisA keep their defects and masks, as the official AnomalyCLIP training
+does, and the ``train`` split for ``datasets`` library data sets (``hf``: a ``save_to_disk`` folder, parquet
+files, or a hub data set already in the local cache, with image, mask and label columns). Normal images get an
+all-zero mask (they count in the pixel loss, as officially); anomalous images without a mask contribute only the
+image loss (``has_mask`` False).
 """
 from __future__ import annotations
 
@@ -31,10 +32,15 @@ class TrainItem:
         return self.label == 0 or self.mask is not None
 
 
-def layout_items(kind: str, root: str | Path, categories: Sequence[str] | None = None) -> list[TrainItem]:
-    from zsad.data.datasets import load_samples
+def layout_items(kind: str, root: str | Path, categories: Sequence[str] | None = None, split: str | None = None,
+                 **options) -> list[TrainItem]:
+    """The labelled images of a data set in a registered layout (``zsad.data.layouts``), from ``split`` or else the
+    layout's declared ``training_split`` ("test" unless declared otherwise); ``options`` are the layout's."""
+    from zsad.data.layouts import LAYOUTS, load_samples
 
-    sets = load_samples(kind, root, categories, split="test")
+    if split is None:
+        split = LAYOUTS.entry(kind).info.get("training_split", "test") if kind in LAYOUTS else "test"
+    sets = load_samples(kind, root, categories, split=split, **options)
     items = [TrainItem(s.path, int(s.label), s.mask_path, s.category) for samples in sets.values()
              for s in samples if s.label is not None]
     if not items:
@@ -42,42 +48,10 @@ def layout_items(kind: str, root: str | Path, categories: Sequence[str] | None =
     return items
 
 
-def hf_items(source: str | Path, split: str = "train", image_column: str = "image", mask_column: str = "mask",
-             label_column: str = "label", category_column: str = "category") -> list[TrainItem]:
-    """Items from a ``datasets`` data set: a ``save_to_disk`` folder, a parquet file/folder, or a hub name
-    (offline: from the local cache)."""
-    from zsad.errors import require
-
-    datasets = require("datasets", "train")
-
-    path = Path(str(source)).expanduser()
-    try:
-        if path.is_dir() and (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
-            data = datasets.load_from_disk(str(path))
-        elif path.suffix == ".parquet" or (path.is_dir() and any(path.glob("*.parquet"))):
-            files = [str(path)] if path.is_file() else sorted(str(p) for p in path.glob("*.parquet"))
-            data = datasets.load_dataset("parquet", data_files=files, split="train")
-        else:
-            data = datasets.load_dataset(str(source), split=split)
-    except (FileNotFoundError, ValueError, OSError, ConnectionError) as error:
-        raise DatasetError(f"cannot load the data set {source}: {error}") from None
-    if isinstance(data, datasets.DatasetDict):
-        if split not in data:
-            raise DatasetError(f"{source}: no split {split!r}; splits: {', '.join(data)}")
-        data = data[split]
-    missing = [c for c in (image_column, label_column) if c not in data.column_names]
-    if missing:
-        raise DatasetError(f"{source}: missing column(s) {', '.join(missing)}; columns: {', '.join(data.column_names)}")
-    items = []
-    for row in data:
-        mask = row.get(mask_column) if mask_column in data.column_names else None
-        label = row[label_column]
-        if label is None:
-            continue
-        items.append(TrainItem(row[image_column], int(label), mask, str(row.get(category_column) or "object")))
-    if not items:
-        raise DatasetError(f"{source}: no labelled rows")
-    return items
+def hf_items(source: str | Path, split: str = "train", cache_dir: str | Path | None = None) -> list[TrainItem]:
+    """Items from a ``datasets`` data set (the ``hf`` layout: a ``save_to_disk`` folder, parquet file(s), or a hub
+    name in the local cache); embedded images are written once to ``cache_dir`` as that layout does."""
+    return layout_items("hf", source, split=split, cache_dir=cache_dir)
 
 
 def _open(value: Any, where: str) -> Image.Image:

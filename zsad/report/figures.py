@@ -143,7 +143,7 @@ def pick_examples(records: list[ImageRecord]) -> list[tuple[str, ImageRecord]]:
 def heatmaps(run: EvaluationRun, seed: int, side: int = 160) -> bytes:
     from PIL import Image
 
-    from zsad.data.datasets import load_sample_mask
+    from zsad.data.layouts.base import load_sample_mask
 
     plt = _pyplot()
     categories = run.categories()
