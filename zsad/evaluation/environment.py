@@ -95,7 +95,9 @@ def device_description(detector: Any) -> dict[str, Any]:
 
 def describe_detector(detector: Any) -> dict[str, Any]:
     """Backbone, weights, fingerprint and resolved settings of a detector (duck-typed: ``.backbone``, ``.config``,
-    optionally ``.describe()``)."""
+    optionally ``.describe()``); ``trained_on``: the training data of learned prompts (``provenance.trained_on``)."""
+    from zsad.evaluation.provenance import trained_on
+
     backbone = detector.backbone
     settings = detector.describe() if hasattr(detector, "describe") else jsonable(getattr(detector, "config", {}))
     settings = jsonable(settings)
@@ -116,6 +118,7 @@ def describe_detector(detector: Any) -> dict[str, Any]:
         "method": jsonable(getattr(getattr(detector, "config", None), "method", None)
                            or (settings.get("method") if isinstance(settings, dict) else None)),
         "preset": settings.get("preset") if isinstance(settings, dict) else None,
+        "trained_on": trained_on(settings),
         "settings": settings,
         "device": device_description(detector),
         "argv": list(sys.argv),

@@ -194,18 +194,20 @@ def au_spro(maps: Sequence[Any], regions: Sequence[Sequence[DefectRegion]],
     return {limit: curves.pro_area(curve, limit) for limit in limits}
 
 
-def loco_metrics(scores: Sequence[float], maps: Sequence[Any], regions: Sequence[Sequence[DefectRegion]],
-                 kinds: Sequence[str | None], limits: Sequence[float] = OFFICIAL_LIMITS,
-                 ) -> dict[str, dict[str, float]]:
+def loco_metrics(scores: Sequence[float], maps: Sequence[Any] | None,
+                 regions: Sequence[Sequence[DefectRegion]] | None, kinds: Sequence[str | None],
+                 limits: Sequence[float] = OFFICIAL_LIMITS) -> dict[str, dict[str, float]]:
     """One category's MVTec LOCO AD table: ``{"logical_anomalies": row, "structural_anomalies": row, "mean": row}``
     with row keys ``i_auroc`` and ``au_spro@<limit>``.
 
     kinds[i]: the test sub-folder of image i (``good`` or None for a good image, or one of ``LOCO_KINDS``).
-    A kind without images gives NaN (with a warning), and so does the mean.
+    ``maps``/``regions`` None: image AUROC only, AU-sPRO NaN (no ground truth to compare maps with). A kind without
+    images gives NaN (with a warning), and so does the mean.
     """
-    if not len(scores) == len(maps) == len(regions) == len(kinds):
-        raise MetricInputError(f"got {len(scores)} scores, {len(maps)} maps, {len(regions)} region lists and "
-                               f"{len(kinds)} kinds; pass one of each per image")
+    n = len(scores)
+    if len(kinds) != n or (maps is not None and len(maps) != n) or (regions is not None and len(regions) != n):
+        raise MetricInputError(f"got {n} scores, {len(kinds)} kinds, {'no' if maps is None else len(maps)} maps "
+                               f"and {'no' if regions is None else len(regions)} region lists; pass one per image")
     unknown = sorted({str(k) for k in kinds if k not in (None, "good", *LOCO_KINDS)})
     if unknown:
         raise MetricInputError(f"unknown LOCO image kind(s) {unknown}; use good, {', '.join(LOCO_KINDS)}")
@@ -214,9 +216,11 @@ def loco_metrics(scores: Sequence[float], maps: Sequence[Any], regions: Sequence
     for kind in LOCO_KINDS:
         chosen = [i for i, k in enumerate(kinds) if k == kind] + good
         labels = np.array([0 if kinds[i] in (None, "good") else 1 for i in chosen], dtype=np.int64)
-        row = {"i_auroc": image_metrics(np.asarray([scores[i] for i in chosen], dtype=np.float64), labels)["i_auroc"]
-               if chosen else math.nan}
-        areas = au_spro([maps[i] for i in chosen], [regions[i] for i in chosen], limits) if chosen else {}
+        chosen_scores = np.asarray([scores[i] for i in chosen], dtype=np.float64)
+        row = {"i_auroc": image_metrics(chosen_scores, labels)["i_auroc"] if chosen else math.nan}
+        areas: dict[float, float] = {}
+        if chosen and maps is not None and regions is not None:
+            areas = au_spro([maps[i] for i in chosen], [regions[i] for i in chosen], limits)
         row.update({spro_key(limit): areas.get(float(limit), math.nan) for limit in limits})
         table[kind] = row
     table[MEAN_KIND] = {key: 0.5 * (table[LOCO_KINDS[0]][key] + table[LOCO_KINDS[1]][key])
