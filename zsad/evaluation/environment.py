@@ -70,7 +70,10 @@ def describe_detector(detector: Any) -> dict[str, Any]:
     ``detector`` is a ``zsad.Detector`` or anything with the surface evaluation uses: ``detect(...)``,
     ``describe()`` (settings with a ``backbone`` section: name, pretrained, input_size, layers, and ``method``,
     ``preset``), ``backbone`` (a torch module, for the weights fingerprint), ``device`` and ``dtype``.
+    ``trained_on``: the training data of learned prompts (``provenance.trained_on``).
     """
+    from zsad.evaluation.provenance import trained_on
+
     settings = jsonable(detector.describe())
     backbone = settings.get("backbone") or {}
     name, pretrained = backbone.get("name"), backbone.get("pretrained")
@@ -83,6 +86,7 @@ def describe_detector(detector: Any) -> dict[str, Any]:
         "weights_fingerprint": weights_fingerprint(detector.backbone),
         "method": settings.get("method"),
         "preset": settings.get("preset"),
+        "trained_on": trained_on(settings),
         "settings": settings,
         "device": device_description(detector),
         "argv": list(sys.argv),

@@ -5,17 +5,32 @@
 Protocol: the test split of every category; with ``shots`` = k > 0, k good training images per category from
 fixed reference lists (given, or drawn with each seed and recorded in the run). One detection call per category
 and seed, so the verdict threshold and mutual scoring see the category's whole test batch, as in the papers.
+Every reference file is recorded with its sha256 (``description["reference_files"]``), and a run whose references
+are test images (same path or same bytes) is refused: it would score images the detector was shown as normal.
 
 Pixel metrics are computed at each image's original resolution against its mask, category by category: the
 full-size maps of one category exist only while its metrics are computed (``AnomalyResult.anomaly_map`` is
 computed on read from the grid map), so memory is bounded by the largest category, not the data set. A category
-reports pixel metrics only when every anomalous image has a mask (otherwise the note says so).
+reports pooled pixel metrics only when every anomalous image has a mask (otherwise the note says whether none or
+only some have one).
+
+Beside the pooled table, each run has
+- per defect type (``EvaluationRun.defect_tables``, category -> rows by ``Sample.defect``): I-AUROC of that type's
+  images against the good images, and P-AUROC / AUPRO over that type's images plus the good ones (the MVTec AD and
+  VisA papers' per-type breakdown: the good images are the negatives of every type). Pixel columns appear when
+  every image of the type has a mask; anomalous images without a defect type are in no row. NaN cells (e.g. no
+  good image) are left to the table's "n/a" without a note, so that notes stay about the pooled numbers;
+- for MVTec LOCO AD (``dataset="mvtec_loco"``), the official protocol (``EvaluationRun.protocol_tables``, see
+  ``zsad.metrics.spro``): logical and structural anomalies apart and their mean, I-AUROC and AU-sPRO with the
+  saturation thresholds of each category's ``defects_config.json``.
+Both are means over seeds, like ``table``.
 """
 from __future__ import annotations
 
 import time
 import warnings
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +40,12 @@ from zsad.data.layouts import load_samples
 from zsad.data.layouts.base import load_sample_mask
 from zsad.errors import ZsadError
 from zsad.evaluation.environment import describe_detector, jsonable, versions
+from zsad.evaluation.loco import loco_category
+from zsad.evaluation.provenance import expand_references, overlapping_references, reference_files
 from zsad.evaluation.references import ReferenceLists, draw_references, load_reference_lists
 from zsad.evaluation.run import EvaluationRun, ImageRecord, mean_table
 from zsad.metrics import MetricTable, UndefinedMetricWarning, image_metrics, pixel_metrics
+from zsad.metrics.spro import LOCO_KINDS, MEAN_KIND, OFFICIAL_LIMITS
 
 
 def object_name_for(category: str) -> str:
@@ -50,15 +68,19 @@ def evaluate(
     fpr_limit: float = 0.3,
     seed: int | None = None,
     good_images=None,
+    *,
+    spro_limits: Sequence[float] = OFFICIAL_LIMITS,
 ) -> EvaluationRun:
     """Evaluate ``detector`` on the test split of ``dataset`` (a ``zsad.data.layouts`` name) at ``root``.
 
     shots: k good training images per category as references (0: zero-shot).
     seeds: one pass per seed; in k-shot runs each seed has its own reference list. ``seed`` (one int) is kept
         for callers of the earlier signature.
-    references: reference lists (object or JSON file from ``save_reference_lists``) to use instead of drawing.
+    references: reference lists (object or JSON file from ``save_reference_lists``) to use instead of drawing;
+        they must have been drawn for this data set and root.
     good_images: the same good reference images (paths, folders, a saved memory) for every category, instead of
         k-shot draws (``zsad eval --references``); not combinable with ``shots``.
+    spro_limits: the FPR limits of MVTec LOCO AD's AU-sPRO (``dataset="mvtec_loco"`` only).
     """
     if good_images is not None and shots:
         raise ZsadError("--references and --shots both choose reference images; pass one of them")
@@ -75,14 +97,26 @@ def evaluate(
     sample_sets = load_samples(dataset, root, categories, **options)
     if isinstance(references, (str, Path)):
         references = load_reference_lists(references)
+    if references is not None:
+        _check_lists_match(references, dataset, root)
     lists = references if references is not None else ReferenceLists(dataset=dataset, root=str(root))
+    used_files: dict[str, dict[str, Any]] = {}
+    if good_images is not None:
+        given = reference_files(expand_references(good_images))
+        _refuse_overlap(given, [s.path for samples in sample_sets.values() for s in samples], "--references")
+        used_files.update((f["path"], f) for f in given)
 
     records: list[ImageRecord] = []
     tables: dict[int, MetricTable] = {}
+    defect_tables: dict[int, dict[str, MetricTable]] = {}
+    protocol_tables: dict[int, dict[str, MetricTable]] = {}
     notes: dict[str, str] = {}
     postprocess: dict[str, Any] | None = None
+    loco = dataset == "mvtec_loco"
     for current in seeds:
         table = MetricTable()
+        defect_tables[current] = {}
+        protocol = {kind: MetricTable() for kind in (*LOCO_KINDS, MEAN_KIND)} if loco else {}
         for category, samples in sample_sets.items():
             unlabelled = sum(s.label is None for s in samples)
             if unlabelled:
@@ -93,18 +127,25 @@ def evaluate(
                     lists.add(category, shots, current,
                               draw_references(dataset, root, category, shots, current, **options))
                 refs = lists.get(category, shots, current)
+                drawn = reference_files(refs)
+                _refuse_overlap(drawn, [s.path for s in samples], f"{category} {shots}-shot list (seed {current})")
+                used_files.update((f["path"], f) for f in drawn)
             results = _detect(detector, samples, refs, object_name or object_name_for(category), progress, current)
             if postprocess is None:
                 postprocess = next((jsonable(r.postprocess) for r in results
                                     if r.ok and r.postprocess is not None), None)
-            category_records = [_record(category, current, s, r) for s, r in zip(samples, results)]
-            records += category_records
-            metrics, note = _category_metrics(samples, results, fpr_limit)
-            if note:
-                notes[category if len(seeds) == 1 else f"{category} (seed {current})"] = note
-            if metrics is not None:
-                table.add(category, metrics)
+            records += [_record(category, current, s, r) for s, r in zip(samples, results)]
+            outcome = _category_metrics(samples, results, fpr_limit, root / category if loco else None, spro_limits)
+            if outcome.note:
+                notes[category if len(seeds) == 1 else f"{category} (seed {current})"] = outcome.note
+            if outcome.metrics is not None:
+                table.add(category, outcome.metrics)
+            if outcome.defects:
+                defect_tables[current][category] = MetricTable(outcome.defects)
+            for kind, row in (outcome.protocol or {}).items():
+                protocol[kind].add(category, row)
         tables[current] = table
+        protocol_tables[current] = protocol
 
     description = {
         "dataset": dataset,
@@ -116,6 +157,9 @@ def evaluate(
         "seeds": list(seeds),
         "object_name": object_name,
         "references": lists.to_dict() if shots else None,
+        "good_images": jsonable(good_images),
+        "reference_files": list(used_files.values()),
+        "evidence": sorted({name for r in records if r.ok for name in r.evidence}),
         "detector": describe_detector(detector),
         "versions": versions(),
         "fpr_limit": fpr_limit,
@@ -123,8 +167,36 @@ def evaluate(
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "duration_s": round(time.time() - started, 3),
     }
-    return EvaluationRun(records=records, table=mean_table(tables), tables=tables, description=description,
-                         notes=notes, postprocess=postprocess)
+    categories_seen = list(dict.fromkeys(c for by_category in defect_tables.values() for c in by_category))
+    return EvaluationRun(
+        records=records, table=mean_table(tables), tables=tables, description=description, notes=notes,
+        postprocess=postprocess,
+        defect_tables={c: mean_table({s: t[c] for s, t in defect_tables.items() if c in t}) for c in categories_seen},
+        protocol_tables={kind: mean_table({s: t[kind] for s, t in protocol_tables.items()})
+                         for kind in (*LOCO_KINDS, MEAN_KIND)} if loco else {},
+    )
+
+
+def _check_lists_match(lists: ReferenceLists, dataset: str, root: Path) -> None:
+    """Reference lists drawn for another data set would name images of another root (or none at all)."""
+    same_root = Path(lists.root).expanduser().resolve() == root.expanduser().resolve()
+    if lists.dataset != dataset or not same_root:
+        raise ZsadError(
+            f"the reference lists were drawn for {lists.dataset} at {lists.root}, this run is {dataset} at {root}; "
+            "draw lists for this data set (draw_reference_lists / zsad eval --reference-lists NEW.json), or load "
+            "them with load_reference_lists(path, root=NEW_ROOT) if this is the same data set moved"
+        )
+
+
+def _refuse_overlap(files: list[dict[str, Any]], test_paths: Sequence[Path], what: str) -> None:
+    pairs = overlapping_references(files, test_paths)
+    if pairs:
+        reference, test = pairs[0]
+        raise ZsadError(
+            f"{what}: {len(pairs)} reference image(s) are test images of this run (e.g. {reference} = {test}); a "
+            "reference is shown to the detector as normal, so scoring it again measures nothing. Take references "
+            "from the train split (--shots) or from images outside the test set (--references DIR)"
+        )
 
 
 def _detect(detector, samples, references, object_name: str, progress: bool, seed: int):
@@ -159,26 +231,67 @@ def _record(category: str, seed: int, sample, result) -> ImageRecord:
     )
 
 
-def _category_metrics(samples, results, fpr_limit: float) -> tuple[dict[str, float] | None, str]:
+@dataclass
+class _CategoryOutcome:
+    metrics: dict[str, float] | None
+    note: str = ""
+    defects: dict[str, dict[str, float]] = field(default_factory=dict)
+    protocol: dict[str, dict[str, float]] | None = None
+
+
+def _category_metrics(samples, results, fpr_limit: float, loco_dir: Path | None = None,
+                      spro_limits: Sequence[float] = OFFICIAL_LIMITS) -> _CategoryOutcome:
     kept = [(s, r) for s, r in zip(samples, results) if r.ok]
     skipped = len(samples) - len(kept)
     notes = [f"{skipped} image(s) could not be scored and are left out"] if skipped else []
     if not kept:
-        return None, "no image could be scored"
+        return _CategoryOutcome(None, "no image could be scored")
     labels = np.array([s.label for s, _ in kept])
+    scores = np.array([r.score for _, r in kept], dtype=np.float64)
+    anomalous = [s for s, _ in kept if s.label == 1]
+    with_mask = sum(s.mask_path is not None for s in anomalous)
+    maps = masks = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UndefinedMetricWarning)
-        metrics = image_metrics(np.array([r.score for _, r in kept], dtype=np.float64), labels)
-        if all(s.mask_path is not None for s, _ in kept if s.label == 1):
-            maps, masks = [], []
-            for sample, result in kept:  # full-size maps of this category only
-                anomaly_map = result.anomaly_map
-                maps.append(anomaly_map)
-                masks.append(load_sample_mask(sample.mask_path, (anomaly_map.shape[1], anomaly_map.shape[0])))
+        metrics = image_metrics(scores, labels)
+        if with_mask or not anomalous:
+            maps = [r.anomaly_map for _, r in kept]  # full-size maps of this category only
+            masks = [None if s.label == 1 and s.mask_path is None
+                     else load_sample_mask(s.mask_path, (m.shape[1], m.shape[0])) for (s, _), m in zip(kept, maps)]
+        if with_mask == len(anomalous):
             metrics.update(pixel_metrics(maps, masks, fpr_limit=fpr_limit))
-            del maps, masks
+        elif with_mask:
+            notes.append(f"pixel metrics skipped: {len(anomalous) - with_mask} of {len(anomalous)} anomalous images "
+                         "have no mask")
         else:
-            notes.append("pixel metrics skipped: some anomalous images have no mask")
+            notes.append("pixel metrics skipped: no masks")
+        protocol = None
+        if loco_dir is not None:
+            protocol, loco_note = loco_category([s for s, _ in kept], scores, maps if with_mask == len(anomalous)
+                                                else None, loco_dir, spro_limits)
+            notes += [loco_note] if loco_note else []
     notes += [str(w.message) for w in caught if issubclass(w.category, UndefinedMetricWarning)]
-    return metrics, "; ".join(notes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        defects = defect_type_metrics(labels, [s.defect for s, _ in kept], scores, maps, masks, fpr_limit)
+    return _CategoryOutcome(metrics, "; ".join(notes), defects, protocol)
 
+
+def defect_type_metrics(labels: Sequence[int], defects: Sequence[str | None], scores: Sequence[float],
+                        maps: Sequence[np.ndarray] | None = None, masks: Sequence[np.ndarray | None] | None = None,
+                        fpr_limit: float = 0.3) -> dict[str, dict[str, float]]:
+    """Per defect type d (in name order): ``i_auroc`` of d's images against the good images; ``p_auroc`` and
+    ``aupro`` over d's images plus the good images when ``maps``/``masks`` are given and every one of those images
+    has a mask (``masks[i]`` None: no mask). Anomalous images without a type (``defects[i]`` None) are in no row."""
+    labels = np.asarray(labels)
+    scores = np.asarray(scores, dtype=np.float64)
+    good = [i for i, y in enumerate(labels) if y == 0]
+    out: dict[str, dict[str, float]] = {}
+    for defect in sorted({d for d, y in zip(defects, labels) if y == 1 and d is not None}):
+        chosen = [i for i, (d, y) in enumerate(zip(defects, labels)) if y == 1 and d == defect] + good
+        row = {"i_auroc": image_metrics(scores[chosen], labels[chosen])["i_auroc"]}
+        if maps is not None and masks is not None and all(masks[i] is not None for i in chosen):
+            pixel = pixel_metrics([maps[i] for i in chosen], [masks[i] for i in chosen], fpr_limit=fpr_limit)
+            row.update(p_auroc=pixel["p_auroc"], aupro=pixel["aupro"])
+        out[defect] = row
+    return out

@@ -7,7 +7,10 @@
   seed, path, label, defect, mask path, score, verdict, threshold, per-evidence scores, original size, error);
 - ``grid_maps.npz``: each record's patch-grid map (float32 [h, w]) under the key ``r<index>`` (compressed);
 - ``metrics.md`` / ``metrics.json``: the overall table, for people and for scripts written against earlier
-  versions of ``zsad eval`` (``metrics.json["metrics"]`` is ``MetricTable.to_dict()``);
+  versions of ``zsad eval`` (``metrics.json["metrics"]`` is ``MetricTable.to_dict()``); ``metrics.json`` and
+  ``run.json`` also hold ``defect_metrics`` (category -> defect type -> metrics, no mean row: a mean over the
+  defect types of a category is no protocol's number) and ``protocol_metrics`` (MVTec LOCO AD: kind -> category ->
+  metrics, with the mean over categories);
 - ``references.json``: the reference lists used (k-shot runs only), readable by ``load_reference_lists``.
 
 ``load_run(dir)`` gives back an equal ``EvaluationRun``; full-size maps are recomputed from the grid maps with the
@@ -74,6 +77,9 @@ class EvaluationRun:
     table: per category, the mean over seeds of each metric (equal to the one seed's table for one seed).
     tables: the table of each seed.
     postprocess: how grid maps become full-size maps (``MapPostprocess`` fields), for ``anomaly_map``.
+    defect_tables: per category, a table with one row per defect type (mean over seeds).
+    protocol_tables: a data set's official protocol tables, by name (MVTec LOCO AD: ``logical_anomalies``,
+        ``structural_anomalies`` and their ``mean``, rows = categories; mean over seeds); empty for the others.
     """
 
     records: list[ImageRecord]
@@ -82,6 +88,8 @@ class EvaluationRun:
     description: dict[str, Any]
     notes: dict[str, str] = field(default_factory=dict)
     postprocess: dict[str, Any] | None = None
+    defect_tables: dict[str, MetricTable] = field(default_factory=dict)
+    protocol_tables: dict[str, MetricTable] = field(default_factory=dict)
 
     @property
     def random_weights(self) -> bool:
@@ -133,6 +141,7 @@ def save_run(run: EvaluationRun, out_dir: str | Path) -> Path:
         "postprocess": run.postprocess,
         "metrics": run.table.to_dict(),
         "metrics_by_seed": {str(seed): table.to_dict() for seed, table in run.tables.items()},
+        **breakdowns(run),
         "records": [r.to_dict() for r in run.records],
     }
     (out / RUN_FILE).write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
@@ -144,12 +153,19 @@ def save_run(run: EvaluationRun, out_dir: str | Path) -> Path:
     legacy.update({"backbone": run.description.get("detector", {}).get("backbone"),
                    "input_size": run.description.get("detector", {}).get("input_size"),
                    "method": run.description.get("detector", {}).get("method"),
-                   "random_weights": run.random_weights, "notes": run.notes, "metrics": run.table.to_dict()})
+                   "random_weights": run.random_weights, "notes": run.notes, "metrics": run.table.to_dict(),
+                   **breakdowns(run)})
     (out / "metrics.json").write_text(json.dumps(legacy, indent=2) + "\n")
     references = run.description.get("references")
     if references:
         (out / "references.json").write_text(json.dumps(references, indent=1) + "\n")
     return out / RUN_FILE
+
+
+def breakdowns(run: EvaluationRun) -> dict[str, Any]:
+    """The JSON of the per-defect-type and protocol tables (fractions, NaN -> None)."""
+    return {"defect_metrics": {c: t.to_dict(with_mean=False) for c, t in run.defect_tables.items()},
+            "protocol_metrics": {name: t.to_dict() for name, t in run.protocol_tables.items()}}
 
 
 def load_run(run_dir: str | Path) -> EvaluationRun:
@@ -175,4 +191,6 @@ def load_run(run_dir: str | Path) -> EvaluationRun:
         description=data["description"],
         notes=data.get("notes", {}),
         postprocess=data.get("postprocess"),
+        defect_tables={c: MetricTable.from_dict(t) for c, t in data.get("defect_metrics", {}).items()},
+        protocol_tables={n: MetricTable.from_dict(t) for n, t in data.get("protocol_metrics", {}).items()},
     )

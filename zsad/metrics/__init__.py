@@ -3,21 +3,40 @@
 All metrics are fractions in [0, 1], computed exactly over every distinct score (no threshold sampling) and equal
 to scikit-learn's definitions for AUROC and AP. See ``zsad.metrics.pixel`` for the AUPRO definition and
 ``zsad.metrics._inputs`` for the policy on degenerate inputs (one class -> NaN with a warning; shape mismatch,
-NaN scores, non-binary masks, empty input -> ``MetricInputError``, a ``ValueError``).
+NaN scores, non-binary masks, empty input -> ``MetricInputError``, a ``ValueError``). MVTec LOCO AD's sPRO
+protocol is ``zsad.metrics.spro``.
 """
 from zsad.metrics._inputs import MetricInputError, UndefinedMetricWarning
 from zsad.metrics.image import IMAGE_KEYS, f1_max, image_metrics
 from zsad.metrics.pixel import PIXEL_KEYS, aupro, pixel_metrics
+from zsad.metrics.spro import (
+    LOCO_KINDS,
+    OFFICIAL_LIMITS,
+    DefectRegion,
+    DefectType,
+    au_spro,
+    defect_types,
+    loco_metrics,
+    spro_key,
+)
 from zsad.metrics.table import MetricTable
 
 __all__ = [
+    "DefectRegion",
+    "DefectType",
     "IMAGE_KEYS",
-    "PIXEL_KEYS",
+    "LOCO_KINDS",
     "MetricInputError",
     "MetricTable",
+    "OFFICIAL_LIMITS",
+    "PIXEL_KEYS",
     "UndefinedMetricWarning",
+    "au_spro",
     "aupro",
+    "defect_types",
     "f1_max",
     "image_metrics",
+    "loco_metrics",
     "pixel_metrics",
+    "spro_key",
 ]

@@ -26,6 +26,8 @@ HEADERS = {
     "p_ap": "P-AP",
     "p_f1_max": "P-F1max",
     "aupro": "AUPRO",
+    # MVTec LOCO AD (zsad.metrics.spro.spro_key): AU-sPRO up to the official FPR limits
+    **{f"au_spro@{limit:g}": f"AU-sPRO@{limit:g}" for limit in (0.01, 0.05, 0.1, 0.3, 1.0)},
 }
 
 

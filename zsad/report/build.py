@@ -1,7 +1,12 @@
 """A report of one evaluation run: markdown, JSON and one self-contained HTML page (plots embedded as base64 PNG).
 
 Every number comes from the run folder that ``zsad eval`` wrote (``load_run``) or from the published CSV; nothing
-is typed by hand. The tables are ``MetricTable``'s own renderings, so they equal ``zsad eval``'s output.
+is typed by hand. The tables are ``MetricTable``'s own renderings, so they equal ``zsad eval``'s output. The title
+and the published comparison name the setting the run actually ran in (``published.setting_of``: zero-shot,
+k-shot with which lists, reference-based with which images, prompts trained on which data), and every reference
+file is listed with its sha256. Beside the pooled table: the official protocol's tables where the data set has one
+(MVTec LOCO AD: logical, structural and their mean; the comparison then uses the mean's I-AUROC, the protocol's
+number) and a per-defect-type table per category.
 """
 from __future__ import annotations
 
@@ -13,33 +18,55 @@ from pathlib import Path
 from typing import Any
 
 from zsad.evaluation.run import EvaluationRun
-from zsad.metrics.table import HEADERS, MEAN_ROW
+from zsad.metrics.table import HEADERS, MEAN_ROW, MetricTable
 from zsad.report import figures
-from zsad.report.published import PublishedRow, matching, protocol_of, read_published, why_none
+from zsad.report.published import PublishedRow, matching, protocol_of, read_published, setting_of, why_none
 
 RANDOM_NOTE = ("**Randomly initialised backbone**: these numbers measure the pipeline, not detection accuracy with "
                "trained weights.")
 
 
-def _name(run: EvaluationRun) -> str:
+def _name(run: EvaluationRun, setting: dict[str, Any]) -> str:
     d = run.description
     det = d.get("detector", {})
-    shots = f"{d.get('shots')}-shot" if d.get("shots") else "zero-shot"
-    name = f"{det.get('backbone')} {det.get('method')} {shots} on {d.get('dataset')} {Path(d.get('root', '')).name}"
+    name = (f"{det.get('backbone')} {det.get('method')} {setting['label']} on {d.get('dataset')} "
+            f"{Path(d.get('root', '')).name}")
     return name + (figures.RANDOM_SUFFIX if run.random_weights else "")
+
+
+def weights_text(env: dict[str, Any]) -> str:
+    """How the backbone's weights are described: a random model is never "default" weights."""
+    if env.get("random_weights"):
+        return "random weights"
+    return str(env.get("pretrained") or "pretrained tag not recorded")
+
+
+def compared_metrics(run: EvaluationRun) -> dict[str, float | None]:
+    """The run's numbers set beside published rows: the protocol's own where the data set has one (MVTec LOCO AD:
+    the mean over categories of the mean of logical and structural I-AUROC), else the pooled mean row."""
+    if "mean" in run.protocol_tables:
+        return {"i_auroc": run.protocol_tables["mean"].to_dict()[MEAN_ROW].get("i_auroc"), "p_auroc": None,
+                "aupro": None}
+    return run.table.to_dict().get(MEAN_ROW, {})
 
 
 def report_data(run: EvaluationRun, published: list[PublishedRow] | None = None) -> dict[str, Any]:
     """The JSON side of the report: title, protocol, environment, tables (fractions), matched published rows."""
     protocol = protocol_of(run.description)
+    setting = setting_of(run.description)
     matched = matching(published or [], protocol)
     det = run.description.get("detector", {})
     return {
-        "title": _name(run),
+        "title": _name(run, setting),
         "random_weights": run.random_weights,
         "protocol": protocol,
+        "setting": setting,
         "metrics": run.table.to_dict(),
         "metrics_by_seed": {str(s): t.to_dict() for s, t in run.tables.items()},
+        "protocol_metrics": {name: t.to_dict() for name, t in run.protocol_tables.items()},
+        "defect_metrics": {c: t.to_dict(with_mean=False) for c, t in run.defect_tables.items()},
+        "compared_metrics": compared_metrics(run),
+        "reference_files": run.description.get("reference_files") or [],
         "notes": run.notes,
         "published": [
             {"method": r.method, "setting": r.setting, "backbone": r.backbone, "input": r.input, "dataset": r.dataset,
@@ -62,6 +89,8 @@ def report_data(run: EvaluationRun, published: list[PublishedRow] | None = None)
             "root": run.description.get("root"),
             "shots": run.description.get("shots"),
             "seeds": run.description.get("seeds"),
+            "setting": setting["detail"],
+            "trained_on": det.get("trained_on"),
             "started": run.description.get("started"),
             "duration_s": run.description.get("duration_s"),
             "n_images": run.description.get("n_images"),
@@ -76,11 +105,11 @@ def _pct(value: float | None) -> str:
 def published_markdown(data: dict[str, Any]) -> str:
     if not data["published"]:
         return f"No published number set beside this run: {data['published_note']}.\n"
-    mean = data["metrics"].get(MEAN_ROW, {})
+    mean = data["compared_metrics"]
     keys = ["i_auroc", "p_auroc", "aupro"]
     lines = ["| method | setting | backbone | input |" + "".join(f" {HEADERS[k]} |" for k in keys) + " source |",
              "|---|---|---|---:|" + "---:|" * len(keys) + "---|",
-             f"| zsad (this run) | {data['protocol']['setting']} | {data['protocol']['backbone']} | "
+             f"| zsad (this run) | {data['protocol']['setting_label']} | {data['protocol']['backbone']} | "
              f"{data['protocol']['input']} |" + "".join(f" {_pct(mean.get(k))} |" for k in keys) + " this report |"]
     for row in data["published"]:
         lines.append(f"| {row['method']} | {row['setting']} | {row['backbone']} | {row['input']} |"
@@ -101,6 +130,10 @@ def markdown(run: EvaluationRun, data: dict[str, Any], figure_files: dict[str, s
             parts.append(f"\nSeed {seed}:\n\n" + table.to_markdown())
     if run.notes:
         parts.append("\nNotes:\n\n" + "".join(f"- {c}: {n}\n" for c, n in run.notes.items()))
+    for title, tables, with_mean in _breakdown_sections(run):
+        parts.append(f"\n## {title}\n")
+        for name, table in tables.items():
+            parts.append(f"\n{name}:\n\n" + table.to_markdown(with_mean=with_mean))
     parts.append("\n## Published results with the same protocol\n")
     parts.append(published_markdown(data))
     if figure_files:
@@ -111,7 +144,8 @@ def markdown(run: EvaluationRun, data: dict[str, Any], figure_files: dict[str, s
     fingerprint = env.get("weights_fingerprint") or {}
     versions = env.get("versions") or {}
     lines = [
-        ("backbone", f"{env['backbone']} ({env['pretrained'] or 'default weights'}), input {env['input_size']} px"),
+        ("setting", f"{data['setting']['label']}: {env['setting']}"),
+        ("backbone", f"{env['backbone']} ({weights_text(env)}), input {env['input_size']} px"),
         ("random weights", str(env["random_weights"])),
         ("weights sha256", f"{fingerprint.get('sha256')} ({fingerprint.get('parameters')} parameters)"),
         ("method / preset", f"{env['method']} / {env['preset']}"),
@@ -122,8 +156,33 @@ def markdown(run: EvaluationRun, data: dict[str, Any], figure_files: dict[str, s
         ("run", f"started {env['started']}, {env['duration_s']} s, {env['n_images']} image records"),
     ]
     parts.append("".join(f"- {k}: {v}\n" for k, v in lines))
+    parts.append(references_markdown(data["reference_files"]))
     parts.append("\nResolved settings:\n\n```json\n" + json.dumps(env["settings"], indent=1) + "\n```\n")
     return "\n".join(parts)
+
+
+SHOWN_REFERENCES = 60
+
+
+def references_markdown(files: list[dict[str, Any]]) -> str:
+    """The reference files a run used, with the start of their sha256 (all of them are in report.json)."""
+    if not files:
+        return "\nReference images: none.\n"
+    shown = "".join(f"- `{f['path']}` sha256 {str(f.get('sha256'))[:16]}\n" for f in files[:SHOWN_REFERENCES])
+    more = f"- ... and {len(files) - SHOWN_REFERENCES} more (report.json lists them all)\n" \
+        if len(files) > SHOWN_REFERENCES else ""
+    return f"\nReference images ({len(files)}):\n\n{shown}{more}"
+
+
+def _breakdown_sections(run: EvaluationRun) -> list[tuple[str, dict[str, MetricTable], bool]]:
+    """(title, tables by name, with mean row): the official protocol's tables, then the per-defect-type ones."""
+    out = []
+    if run.protocol_tables:
+        out.append(("MVTec LOCO AD protocol (%): logical and structural anomalies, each with the good images; the "
+                    "mean row is the benchmark number", run.protocol_tables, True))
+    if run.defect_tables:
+        out.append(("Per defect type (%): each type's images against the good images", run.defect_tables, False))
+    return out
 
 
 def _html_table(rows: dict[str, dict[str, float | None]], keys: list[str]) -> str:
@@ -165,6 +224,11 @@ def html_page(run: EvaluationRun, data: dict[str, Any], pngs: dict[str, bytes]) 
     if run.notes:
         parts.append("<ul>" + "".join(f"<li>{html.escape(c)}: {html.escape(n)}</li>" for c, n in run.notes.items())
                      + "</ul>")
+    for title, tables, with_mean in _breakdown_sections(run):
+        parts.append(f"<h2>{html.escape(title)}</h2>")
+        for name, table in tables.items():
+            rows = table.to_dict(with_mean=with_mean)
+            parts.append(f"<h3>{html.escape(name)}</h3>" + _html_table(rows, table.metrics))
     parts.append("<h2>Published results with the same protocol</h2>")
     parts.append(_markdown_table_to_html(published_markdown(data)))
     if pngs:
@@ -174,6 +238,10 @@ def html_page(run: EvaluationRun, data: dict[str, Any], pngs: dict[str, bytes]) 
                          f"src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
     else:
         parts.append("<p>Plots need matplotlib: <code>pip install 'zsad[report]'</code>.</p>")
+    parts.append("<h2>Reference images</h2>" + (
+        "<ul>" + "".join(f"<li><code>{html.escape(f['path'])}</code> sha256 {html.escape(str(f.get('sha256'))[:16])}"
+                         "</li>" for f in data["reference_files"][:SHOWN_REFERENCES]) + "</ul>"
+        if data["reference_files"] else "<p>none</p>"))
     parts.append("<h2>Environment</h2><pre>" + html.escape(json.dumps(data["environment"], indent=1)) + "</pre>")
     parts.append("</body></html>")
     return "".join(parts)

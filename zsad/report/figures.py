@@ -140,27 +140,59 @@ def pick_examples(records: list[ImageRecord]) -> list[tuple[str, ImageRecord]]:
     return picks
 
 
-def heatmaps(run: EvaluationRun, seed: int, side: int = 160) -> bytes:
+SHORT_WHY = {
+    "best: highest-scored defect": "best defect",
+    "worst: lowest-scored defect": "worst defect",
+    "typical: median defect": "median defect",
+    "worst: highest-scored normal": "worst normal",
+    "typical: median normal": "median normal",
+}
+CELL_WIDTH = 1.9  # inches per column: the two title lines (<= 22 characters at 7 pt) fit whatever the image shape
+MAX_CELL_HEIGHT = 3.4
+
+
+def _thumbnail(record: ImageRecord, side: int):
     from PIL import Image
 
+    with Image.open(record.path) as image:
+        image = image.convert("RGB")
+        scale = side / max(image.size)
+        size = (max(1, round(image.size[0] * scale)), max(1, round(image.size[1] * scale)))
+        return size, np.asarray(image.resize(size, Image.BILINEAR))
+
+
+def heatmap_figure(run: EvaluationRun, seed: int, side: int = 160):
+    """The heat-map grid as a matplotlib figure: one row per category (its name on the left), one column per pick.
+
+    Titles never collide, whatever the images' shapes: columns have a fixed width that holds a short two-line
+    title (``SHORT_WHY`` and "score -> verdict"; the category is the row label, not repeated in each title), each
+    row is as tall as its most portrait image needs at that width (capped), and constrained layout reserves the
+    room of every title, row label and the suptitle."""
     from zsad.data.layouts.base import load_sample_mask
 
     plt = _pyplot()
     categories = run.categories()
-    per_row = [pick_examples(run.records_of(c, seed)) for c in categories]
-    columns = max((len(p) for p in per_row), default=1) or 1
-    fig, axes = plt.subplots(len(categories), columns, figsize=(2.4 * columns, 2.6 * len(categories)), squeeze=False)
-    for axes_row, category, picks in zip(axes, categories, per_row):
-        for axis in axes_row:
-            axis.axis("off")
+    rows = []
+    for category in categories:
         shown = []
-        for why, record in picks:
-            with Image.open(record.path) as image:
-                image = image.convert("RGB")
-                scale = side / max(image.size)
-                size = (max(1, round(image.size[0] * scale)), max(1, round(image.size[1] * scale)))
-                thumb = np.asarray(image.resize(size, Image.BILINEAR))
+        for why, record in pick_examples(run.records_of(category, seed)):
+            size, thumb = _thumbnail(record, side)
             shown.append((why, record, size, thumb, run.anomaly_map(record, size)))
+        rows.append(shown)
+    columns = max((len(r) for r in rows), default=1) or 1
+    # each row as tall as its most portrait image needs at the column width (capped), plus its two title lines
+    heights = [min(MAX_CELL_HEIGHT, CELL_WIDTH * max((size[1] / size[0] for _, _, size, _, _ in r), default=1.0))
+               + 0.45 for r in rows] or [CELL_WIDTH]
+    fig, axes = plt.subplots(len(heights), columns, squeeze=False, layout="constrained",
+                             gridspec_kw={"height_ratios": heights},
+                             figsize=(CELL_WIDTH * columns + 0.5, sum(heights) + 0.4))
+    for axes_row, category, shown in zip(axes, categories, rows):
+        for axis in axes_row:
+            axis.set_xticks([])
+            axis.set_yticks([])
+            for spine in axis.spines.values():
+                spine.set_visible(False)
+        axes_row[0].set_ylabel(category, fontsize=8)
         # one colour scale per category (row), so that the maps of one row compare
         low = min((float(m.min()) for *_, m in shown), default=0.0)
         high = max((float(m.max()) for *_, m in shown), default=1.0)
@@ -172,9 +204,13 @@ def heatmaps(run: EvaluationRun, seed: int, side: int = 160) -> bytes:
                 if mask.any():
                     axis.contour(mask, levels=[0.5], colors="white", linewidths=0.8)
             verdict = {True: "anomalous", False: "normal", None: "-"}[record.is_anomalous]
-            axis.set_title(f"{category}: {why}\nscore {record.score:.3g} -> {verdict}", fontsize=7)
-    fig.suptitle(title(run, "Heat maps, one colour scale per row (white: ground truth)"), fontsize=10)
-    return _png(fig)
+            axis.set_title(f"{SHORT_WHY.get(why, why)}\n{record.score:.3g} -> {verdict}", fontsize=7)
+    fig.suptitle(title(run, "Heat maps, one colour scale per row (white: ground truth)"), fontsize=9)
+    return fig
+
+
+def heatmaps(run: EvaluationRun, seed: int, side: int = 160) -> bytes:
+    return _png(heatmap_figure(run, seed, side))
 
 
 def all_figures(run: EvaluationRun) -> dict[str, bytes]:
