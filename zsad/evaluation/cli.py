@@ -97,6 +97,9 @@ def run_eval(args: argparse.Namespace, make_detector: Callable[[argparse.Namespa
         print("note: randomly initialised backbone; these numbers say nothing about accuracy with trained weights",
               file=sys.stderr)
     print(run.table.to_markdown())
+    if run.protocol_tables:  # MVTec LOCO: its own protocol (logical / structural / mean, sPRO)
+        for kind, table in run.protocol_tables.items():
+            print(f"\n{kind}:\n{table.to_markdown()}")
     for category, note in run.notes.items():
         print(f"{category}: {note}", file=sys.stderr)
     print(f"wrote {path.parent} (render it with: zsad report {path.parent} --out REPORT_DIR)", file=sys.stderr)
