@@ -11,7 +11,8 @@ kept so a reader can see how close the runner-up was (random-weight test models 
 A namer hook (e.g. an LLM; not implemented here while the reasoning layer is reworked) is any callable that takes a
 type's ``TypeFacts`` and returns (short name, description). Its name passes the reasoning layer's phrase hygiene
 (``clean_phrase``: printable, one line, no braces or markers, at most 80 characters); a namer that fails or
-returns nothing usable leaves the CLIP or numbered name in place, with a warning.
+returns nothing usable leaves the CLIP or numbered name in place, with a warning. The reasoning layer (and with it
+pydantic and the LLM clients) is imported only when a name is made.
 """
 from __future__ import annotations
 
@@ -42,7 +43,6 @@ class TypeFacts:
         return asdict(self)
 
 
-# The reasoning layer (and with it pydantic and the LLM clients) loads only when a name is needed.
 Namer = Callable[[TypeFacts], "tuple[str, str] | None"]
 
 
