@@ -99,6 +99,9 @@ class DefectType:
 
 @dataclass
 class Discovery:
+    """What ``discover`` found: the types (most regions first), each discovered image's type, each region's type,
+    the K estimate, and the settings that produced them (for types.json)."""
+
     types: list[DefectType]
     images: list[ImageType]
     regions: list[RegionType]
