@@ -169,9 +169,17 @@ def main() -> None:
         "n_defect": args.n_defect, "size": args.size, "elapsed_s": round(elapsed, 1),
         "summary": table, "scale": timing, "rows": rows,
     }
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(document, indent=1, default=float))
+    write_json(document, Path(args.json))
     print(f"\n{elapsed:.0f} s -> {args.json}")
+
+
+def write_json(document: dict, path: Path) -> None:
+    """Indented JSON with one line per row (288 rows would be 5,000 lines indented)."""
+    rows = document["rows"]
+    text = json.dumps({**document, "rows": "ROWS"}, indent=1, default=float)
+    lines = ",\n  ".join(json.dumps(row, default=float) for row in rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text.replace('"ROWS"', f"[\n  {lines}\n ]") + "\n")
 
 
 if __name__ == "__main__":

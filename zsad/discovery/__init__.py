@@ -11,14 +11,18 @@ names types by CLIP text similarity or a namer hook (``naming``). So this is not
 AnomalyNCD's.
 
 Reads results (``zsad.results``), backbones, data and the reasoning layer's vocabulary; never the detector, the
-config or the CLI. ``discover`` is the entry point; ``cli`` is the ``zsad discover RUN_DIR`` face.
+config or the CLI. ``discover`` is the entry point (``embed_regions`` + ``group``: regroup without re-embedding);
+``run_dir`` reads a ``zsad detect`` folder back; ``cli`` is the ``zsad discover RUN_DIR`` face.
 """
 from zsad.discovery.clustering import DEFAULT_ESTIMATOR, ESTIMATORS, KEstimate, estimate_k
 from zsad.discovery.naming import Namer, TypeFacts
-from zsad.discovery.pipeline import DefectType, Discovery, ImageType, RegionType, discover
+from zsad.discovery.pipeline import (
+    DefectType, Discovery, ImageType, RegionSet, RegionType, discover, embed_regions, group,
+)
 from zsad.discovery.writer import annotate_records, write_discovery
 
 __all__ = [
-    "DEFAULT_ESTIMATOR", "ESTIMATORS", "DefectType", "Discovery", "ImageType", "KEstimate", "Namer", "RegionType",
-    "TypeFacts", "annotate_records", "discover", "estimate_k", "write_discovery",
+    "DEFAULT_ESTIMATOR", "ESTIMATORS", "DefectType", "Discovery", "ImageType", "KEstimate", "Namer", "RegionSet",
+    "RegionType", "TypeFacts", "annotate_records", "discover", "embed_regions", "estimate_k", "group",
+    "write_discovery",
 ]
