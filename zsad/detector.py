@@ -325,6 +325,12 @@ class Detector:
         }
         return settings
 
+    def discover(self, results: list[AnomalyResult], **options):
+        """Defect types of ``results`` (``zsad.discovery.discover``), embedded with this detector's backbone."""
+        from zsad.discovery import discover
+
+        return discover(results, self.backbone, object_name=self.config.text_head.object_name, **options)
+
     def calibrate(self, images, labels, references=None, object_name: str | None = None,
                   progress: bool = False) -> float:
         """Set a fixed threshold at the F1-max point of labelled images (labels 0 normal, 1 anomalous)."""

@@ -177,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     from zsad import __version__
     from zsad.data.synth import DEFECT_TYPES, SYNTH_CATEGORIES
     from zsad.demo.cli import add_demo_parser
+    from zsad.discovery.cli import add_discover_parser
     from zsad.evaluation.cli import add_eval_arguments
     from zsad.learning.cli import add_adapters_parser, add_train_parser, run_adapters
     from zsad.report.cli import add_report_parser
@@ -212,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=cmd_eval)
 
     add_report_parser(commands)
+    add_discover_parser(commands)
     train = add_train_parser(commands)
     train.add_argument("--processes", type=positive_int, default=1,
                        help="train with this many processes on this machine (torchrun; DDP, gradients averaged)")

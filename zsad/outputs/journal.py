@@ -20,15 +20,8 @@ class ScoreJournal:
     def __init__(self, out_dir: Path, resume: bool):
         self.path = Path(out_dir) / JOURNAL
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.entries: dict[str, dict] = {}
-        if resume and self.path.is_file():
-            for line in self.path.read_text().splitlines():
-                try:
-                    entry = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # the line a killed run was writing
-                self.entries[entry["path"]] = entry
-        elif self.path.exists():
+        self.entries: dict[str, dict] = read_journal(out_dir) if resume else {}
+        if not resume and self.path.exists():
             self.path.unlink()
 
     def get(self, path: str | None, evidence: list[str]) -> dict | None:
@@ -38,7 +31,7 @@ class ScoreJournal:
         return {
             "original_size": tuple(entry["size"]),
             "evidence": {
-                name: (item["score"], _decode(item["grid"], item["shape"])) for name, item in entry["evidence"].items()
+                name: (item["score"], decode_grid(item)) for name, item in entry["evidence"].items()
             },
         }
 
@@ -59,7 +52,22 @@ def _encode(grid: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(grid, dtype=np.float32).tobytes()).decode()
 
 
-def _decode(text: str, shape: list[int]) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text), dtype=np.float32).reshape(shape).copy()
+def decode_grid(item: dict) -> np.ndarray:
+    """One evidence's patch-grid map of a journal entry, exact float32."""
+    return np.frombuffer(base64.b64decode(item["grid"]), dtype=np.float32).reshape(item["shape"]).copy()
+
+
+def read_journal(out_dir: Path) -> dict[str, dict]:
+    """The entries of an output folder's journal by input path (the line a killed run was writing is skipped)."""
+    path = Path(out_dir) / JOURNAL
+    entries: dict[str, dict] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            entries[entry["path"]] = entry
+    return entries
 
 
