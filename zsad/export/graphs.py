@@ -83,6 +83,7 @@ class ExportGraph(nn.Module):
         self.memory_names: tuple[str, ...] = ()
         self.memory_as_input = False
         self._memory_inputs: dict[str, torch.Tensor] = {}
+        self.train(False)  # inference only (the backbone is already in eval mode)
 
     def _hold_memory(self, tensors: dict[str, torch.Tensor], as_input: bool | None, bake_limit_mb: float) -> None:
         size_mb = sum(t.numel() * t.element_size() for t in tensors.values()) / 2**20
