@@ -1,9 +1,9 @@
 """Graphs built from real detectors, with the detector's own results on the same images to compare against.
 
 Each case builds a ``Detector`` the way a user would (a method or a preset, on a tiny backbone), scores a few
-generated images with ``detect``, and builds the export graph from the detector's parts: its backbone, its text
-head's rows for the object, its scorer settings and the reference memory its scorer would build. This is the wiring
-the detector layer will own (zsad.export may not import the detector).
+generated images with ``detect``, and builds the export graph from the scorer that ``detect`` runs, started as
+``detect`` starts it: the detector's backbone and the scorer's text rows, memory and settings (``graph_for``). This
+is the wiring the detector layer will own (zsad.export may not import the detector).
 """
 from __future__ import annotations
 
@@ -18,9 +18,7 @@ from zsad.data.images import load_image
 from zsad.data.preprocess import to_batch
 from zsad.detector import Detector
 from zsad.export.graphs import AnomalyCLIPGraph, ExportGraph, ReferenceGraph, TextGraph, WinCLIPGraph
-from zsad.scoring.anomalyclip import AnomalyCLIPConfig
-from zsad.scoring.fewshot import build_memory, load_references
-from zsad.scoring.winclip import WinCLIPConfig, WinCLIPMemory
+from zsad.scoring.base import Scorer, ScoringRun
 
 TINY_CLIP = {"backbone": "tiny-clip", "pretrained": None}
 OBJECT = "pill"
@@ -40,52 +38,61 @@ class Case:
     scores: np.ndarray  # and image scores [B]
 
 
-def _options(section: dict) -> dict:
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in section.items()}
+def started_scorer(detector: Detector, n_images: int, references) -> Scorer:
+    """The scorer ``detect`` would run, started as ``detect`` starts it (text rows, memory and settings resolved)."""
+    run = ScoringRun(n_images=n_images, references=references, object_name=OBJECT, explicit=True,
+                     extract=detector.extract)
+    [cls] = detector.plan(run)
+    scorer = cls(detector)
+    scorer.start(run)
+    return scorer
 
 
-def _detect(detector: Detector, tests: list[Path], references) -> tuple[np.ndarray, np.ndarray]:
-    results = detector.detect(tests, references=references, object_name=OBJECT)
-    assert all(r.ok for r in results), [r.error for r in results]
-    return np.stack([r.grid_map for r in results]), np.array([r.score for r in results], dtype=np.float32)
+def graph_for(detector: Detector, scorer: Scorer, memory_as_input: bool | None = None) -> ExportGraph:
+    """The export graph of a started scorer: the wiring the detector layer will own."""
+    backbone = detector.backbone
+    if scorer.name == "text":
+        return TextGraph(backbone, scorer.text, scorer.config)
+    if scorer.name == "anomalyclip":
+        return AnomalyCLIPGraph(backbone, scorer.text, scorer.config)
+    if scorer.name == "winclip":
+        return WinCLIPGraph(backbone, scorer.text, scorer.config, scorer.memory, memory_as_input=memory_as_input)
+    if scorer.name == "fewshot":
+        assert detector.feature_transform is None, "a definition's concept transform is not part of the graph"
+        return ReferenceGraph(backbone, scorer.memory, detector.config.reference_layers,
+                              memory_as_input=memory_as_input)
+    raise KeyError(f"no per-image graph for {scorer.name}")
+
+
+def _detector(name: str) -> Detector:
+    if name == "text-clip":
+        return Detector("tiny-clip", method="text", input_size=64, object_name=OBJECT)
+    if name == "fewshot-clip-l2-input":
+        return Detector("tiny-clip", method="fewshot", input_size=64, reference_metric="l2",
+                        reference={"image_score": "max"}, reference_layers=(2, 4), layers=(2, 4))
+    if name == "anomalydino":
+        return Detector(preset=preset("anomalydino"), backbone="tiny-dinov2", input_size=56)
+    if name in ("winclip", "winclip+input"):
+        return Detector(preset=preset("winclip"), **TINY_CLIP, input_size=64)
+    if name == "anomalyclip":
+        return Detector(preset=preset("anomalyclip"), **TINY_CLIP, input_size=64, layers=(2, 4), dpam_layer=3)
+    raise KeyError(name)
 
 
 def build_case(name: str, root: Path) -> Case:
     tests = sorted((root / "test").rglob("*.png"))
-    references = sorted((root / "train" / "good").glob("*.png"))
-    used = None
-    if name == "text-clip":
-        detector = Detector("tiny-clip", method="text", input_size=64, object_name=OBJECT)
-        graph = TextGraph(detector.backbone, detector.text_head.embeddings(OBJECT), detector.config.text)
-    elif name == "fewshot-clip-l2-input":
-        detector = Detector("tiny-clip", method="fewshot", input_size=64, reference_metric="l2",
-                            reference={"image_score": "max"}, reference_layers=(2, 4), layers=(2, 4))
-        used = build_memory(detector, references)
-        graph = ReferenceGraph(detector.backbone, used, detector.config.reference_layers, memory_as_input=True)
-    elif name == "anomalydino":
-        detector = Detector(preset=preset("anomalydino"), backbone="tiny-dinov2", input_size=56)
-        used = build_memory(detector, references)
-        graph = ReferenceGraph(detector.backbone, used, detector.config.reference_layers)
-    elif name in ("winclip", "winclip+input"):
-        detector = Detector(preset=preset("winclip"), **TINY_CLIP, input_size=64)
-        config = WinCLIPConfig(**_options(detector.config.scorer_options["winclip"]))
-        memory = None
-        if name == "winclip+input":
-            used = references
-            memory = WinCLIPMemory.build(detector.extract(load_references(references)[0]))
-        graph = WinCLIPGraph(detector.backbone, detector.text_head.embeddings(OBJECT), config, memory,
-                             memory_as_input=memory is not None)
-    elif name == "anomalyclip":
-        detector = Detector(preset=preset("anomalyclip"), **TINY_CLIP, input_size=64, layers=(2, 4), dpam_layer=3)
-        config = AnomalyCLIPConfig(**_options(detector.config.scorer_options["anomalyclip"]))
-        graph = AnomalyCLIPGraph(detector.backbone, detector.text_head.embeddings(OBJECT), config)
-    else:
-        raise KeyError(name)
-    maps, scores = _detect(detector, tests, used)
+    with_references = name in ("fewshot-clip-l2-input", "anomalydino", "winclip+input")
+    references = sorted((root / "train" / "good").glob("*.png")) if with_references else None
+    detector = _detector(name)
+    scorer = started_scorer(detector, len(tests), references)
+    graph = graph_for(detector, scorer, memory_as_input=True if name.endswith("-input") else None)
+    results = detector.detect(tests, references=references, object_name=OBJECT)
+    assert all(r.ok for r in results), [r.error for r in results]
     backbone = detector.backbone
     images = to_batch([load_image(path).image for path in tests], backbone.input_size, backbone.mean, backbone.std,
                       detector.config.resize)
-    return Case(graph, images, maps, scores)
+    return Case(graph, images, np.stack([r.grid_map for r in results]),
+                np.array([r.score for r in results], dtype=np.float32))
 
 
 @pytest.fixture(scope="session")

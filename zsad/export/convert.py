@@ -19,7 +19,10 @@ Decisions:
 - INT8: onnxruntime's dynamic quantisation (int8 weights, activations quantised per call, no calibration set) of
   the backbone's MatMul weights only. The text rows and memory banks stay fp32: a cosine error of 0.01 is a logit
   error of 0.14 at temperature 0.07, and the nearest-neighbour search is what separates good from bad patches.
-  What INT8 costs in maps and scores is measured (``eval/bench_runtime.py``), not assumed.
+  What INT8 costs in maps and scores is measured (``eval/bench_runtime.py``), not assumed. onnxruntime's
+  recommended pre-processing (``quant_pre_process``) is not run: its symbolic shape inference fails on these
+  graphs, and its graph optimisation would rename the nodes whose module scope tells backbone from scoring. Static
+  INT8 (a calibration set) and OpenVINO's own INT8 (NNCF, a further dependency) are not offered.
 """
 from __future__ import annotations
 
