@@ -90,11 +90,11 @@ class ExportGraph(nn.Module):
         self.memory_as_input = size_mb > bake_limit_mb if as_input is None else bool(as_input)
         self.memory_names = tuple(tensors)
         for name, tensor in tensors.items():
-            tensor = tensor.detach().float().contiguous()
+            tensor = tensor.detach().float().contiguous().clone()  # a plain tensor (memories built in inference mode)
             if self.memory_as_input:
                 self._memory_inputs[name] = tensor
             else:
-                self.register_buffer(name, tensor.clone())
+                self.register_buffer(name, tensor)
 
     def _memory(self, given: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
         if not self.memory_as_input:
