@@ -17,7 +17,7 @@ LAYERS = [
     ("faces", ("zsad.cli", "zsad.demo")),
     ("core", ("zsad.detector", "zsad.config", "zsad.evaluation", "zsad.report")),
     ("stages", ("zsad.reasoning", "zsad.learning", "zsad.explain", "zsad.outputs", "zsad.verdict", "zsad.results",
-                "zsad.discovery")),
+                "zsad.discovery", "zsad.export")),
     ("scoring", ("zsad.scoring",)),
     ("inputs", ("zsad.backbones", "zsad.data", "zsad.metrics", "zsad.postprocess", "zsad.presets")),
     ("base", ("zsad.errors", "zsad.registry", "zsad.config_fields", "zsad.robust", "zsad.parallel", "zsad")),
