@@ -183,3 +183,29 @@ def test_two_sessions_get_their_own_results(server, browser, examples):
         assert [name.strip() for name in _names(page)] == [Path(p).name for p in paths]
     first.close()
     second.close()
+
+
+def _choose(page, elem_id, value):
+    """Pick ``value`` in a Gradio dropdown: type it, then click the matching option."""
+    field = page.locator(f"#{elem_id} input")
+    field.click()
+    field.fill(value)
+    page.locator(f"#{elem_id} li[role=option][aria-label='{value}']").click()
+
+
+def test_the_preset_sets_backbone_and_method_and_the_page_shows_what_ran(server, browser, examples):
+    """Choosing preset winclip fills Backbone and Method with its own values (0.1 always sent the page's Backbone
+    and Method, so preset winclip silently ran text scoring); a backbone changed after choosing it overrides the
+    preset, and the "Settings used" panel shows what ran and who set it."""
+    context, page = _open(browser, server)
+    page.get_by_text("Model and evidence").click()
+    _choose(page, "preset", "winclip")
+    page.wait_for_function("document.querySelector('#backbone input').value === 'ViT-B-16-plus-240'")
+    assert page.locator("#method input").input_value() == "winclip"
+    _choose(page, "backbone", "tiny-clip")  # no weights here: the tiny model of the same family
+    _run(page, examples[0][:3], 3)
+    _settled(page)
+    page.get_by_text("Settings used").click()
+    used = page.locator("#settings-used").inner_text()
+    assert "preset: winclip" in used and "ran winclip" in used and "backbone.name: option" in used, used
+    context.close()
