@@ -217,7 +217,7 @@ def embed_regions(
         owners += [len(kept)] * len(image_crops)
         crops += image_crops
         kept.append(result)
-    settings = {"features": kind, "threshold": threshold, "backbone": getattr(backbone, "name", None),
+    settings = {"features": kind, "threshold": threshold, "backbone": None if backbone is None else backbone.name,
                 "max_crops": max_crops, "selected_images": len(chosen), "regions": len(crops)}
     return RegionSet(kept, crops, np.asarray(owners, dtype=np.int64), embedder.result(), kind, settings)
 

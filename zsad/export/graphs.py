@@ -46,7 +46,7 @@ BAKE_LIMIT_MB = 256.0  # memories above this size become graph inputs unless tol
 def _no_windows(backbone, method: str) -> None:
     """The windowed forward walks windows in batch-dependent chunks and cannot be exported; only WinCLIP reads
     windows, and its graph computes them itself."""
-    if getattr(backbone, "windows", ()):
+    if backbone.windows:
         raise ZsadError(
             f"the {method} graph cannot be exported from a backbone built with WinCLIP windows "
             f"{list(backbone.windows)}: it does not read them, and the windowed forward is not exportable; build the "
@@ -156,7 +156,7 @@ class TextGraph(ExportGraph):
 
     def __init__(self, backbone: nn.Module, text: torch.Tensor, config: TextConfig = TextConfig()):
         super().__init__(backbone)
-        if not getattr(backbone, "has_text", False):
+        if not backbone.has_text:
             raise ZsadError(f"the text graph needs a CLIP backbone; {backbone.name} has no text tower")
         _no_windows(backbone, self.method)
         if config.image_score not in IMAGE_SCORE_RULES:
@@ -180,7 +180,7 @@ class AnomalyCLIPGraph(ExportGraph):
 
     def __init__(self, backbone: nn.Module, text: torch.Tensor, config: AnomalyCLIPConfig = AnomalyCLIPConfig()):
         super().__init__(backbone)
-        if not getattr(backbone, "has_text", False):
+        if not backbone.has_text:
             raise ZsadError(f"the anomalyclip graph needs a CLIP backbone; {backbone.name} has no text tower")
         _no_windows(backbone, self.method)
         self.config = config
@@ -252,7 +252,7 @@ class WinCLIPGraph(ExportGraph):
                  memory: WinCLIPMemory | None = None, *, memory_as_input: bool | None = None,
                  bake_limit_mb: float = BAKE_LIMIT_MB):
         super().__init__(backbone)
-        if not getattr(backbone, "has_text", False) or not hasattr(backbone, "window_embeddings"):
+        if not backbone.has_text:
             raise ZsadError(f"the winclip graph needs a CLIP backbone; {backbone.name} is not one")
         for k in config.scales:
             window_patch_index(self.grid, k)  # raises when a window does not fit the grid
