@@ -27,7 +27,7 @@ from typing import Any
 from zsad.backbones.spec import BackboneSpec
 from zsad.config_fields import Setting, coerce, jsonable, positive_int, section_settings, setting
 from zsad.errors import ZsadError
-from zsad.explain.base import EXPLAINERS, explainer_names
+from zsad.explain.base import EXPLAINERS, explainer_help, explainer_names
 from zsad.postprocess import DEFAULT_POSTPROCESS, PostprocessConfig
 from zsad.reasoning.config import ReasoningConfig
 from zsad.scoring.configs import TextHeadConfig, backbone_settings_of, default_postprocess_of
@@ -69,9 +69,7 @@ class DetectorConfig:
     scorers: dict[str, Any] = field(default_factory=default_scorer_configs)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     threshold: ThresholdRule = field(default_factory=ThresholdRule)
-    explainer: str = setting("auto", flag="--explain", choices=explainer_names,
-                             help="explainer: auto (llm with an LLM, rules with --rules/--define, else factual), or "
-                                  "one of the registered explainers")
+    explainer: str = setting("auto", flag="--explain", choices=explainer_names, help=explainer_help)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     reasoning: ReasoningConfig = field(default_factory=ReasoningConfig)
     preset: str | None = None  # the preset these settings started from

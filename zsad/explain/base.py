@@ -97,3 +97,8 @@ EXPLAINERS.declare("llm", "zsad.reasoning.explainers:llm_explainer",
 def explainer_names() -> list[str]:
     """``auto`` (the reasoning layer's choice) followed by every registered explainer."""
     return ["auto", *EXPLAINERS.names()]
+
+
+def explainer_help() -> str:
+    return "; ".join(["auto: llm with an LLM configured, rules with --rules or --define, else factual",
+                      *(f"{name}: {EXPLAINERS.help(name)}" for name in EXPLAINERS.names())])

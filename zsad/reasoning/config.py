@@ -36,8 +36,9 @@ class ReasoningConfig:
         "gain:4", metavar="MODE", help="how defects are attended to in CLIP features: 'project' (LAFT: keep only "
                                        "the defect subspace), 'gain:G' (scale it by G, keep the rest) or 'off'")
     rules: str | None = setting(None, metavar="FILE", help="rules file (YAML) for the text head and the explanations")
-    llm_backend: str | None = setting(None, choices=LLM_BACKENDS.names,
-                                      help="LLM backend (default: openai when --llm-base-url is given, else offline)")
+    llm_backend: str | None = setting(None, choices=LLM_BACKENDS.names, help=lambda: (
+        "LLM backend (default: openai when --llm-base-url is given, else offline): "
+        + "; ".join(f"{name}: {LLM_BACKENDS.help(name)}" for name in LLM_BACKENDS.names())))
     llm_base_url: str | None = setting(None, metavar="URL",
                                        help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     llm_model: str | None = setting(None, metavar="NAME", help="model name on the server, or local model id/path")
