@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import warnings
 from pathlib import Path
 
-from zsad.errors import ZsadError
+from zsad.errors import ZsadError, run_command
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -237,26 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Warnings raised by zsad itself read as messages on the command line, without a source location."""
-    if issubclass(category, UserWarning) and filename.startswith(str(Path(__file__).parents[1])):
-        print(f"zsad: warning: {message}", file=sys.stderr)
-    else:
-        print(warnings.formatwarning(message, category, filename, lineno, line), end="", file=sys.stderr)
-
-
 def main(argv: list[str] | None = None) -> int:
-    try:
+    def command() -> int:
         args = build_parser().parse_args(argv)
-        with warnings.catch_warnings():
-            warnings.showwarning = _show_warning
-            return args.run(args)
-    except ZsadError as error:
-        print(f"zsad: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("zsad: interrupted", file=sys.stderr)
-        return 130
+        return args.run(args)
+
+    return run_command(command)
 
 
 if __name__ == "__main__":
