@@ -1,4 +1,4 @@
-"""The layers of DESIGN.md ("Layers: imports point down this list, never up"), checked on the source.
+"""The layers of docs/design.md ("Layers: imports point down this list, never up"), checked on the source.
 
 Every ``import`` statement of every module under ``zsad/`` (also those inside functions, which load later but
 are dependencies all the same) is read with ``ast``; a module's layer is the one of the longest prefix below.

@@ -1,6 +1,6 @@
 """The Detector: images in, one ``AnomalyResult`` per image out. It only orchestrates.
 
-Data flow (DESIGN.md): inputs are read batch by batch (a bad one becomes an error result, the rest go on) -> one
+Data flow (docs/design.md): inputs are read batch by batch (a bad one becomes an error result, the rest go on) -> one
 backbone pass per image -> every scorer the run uses gets the batch's ``Features`` (per-batch scorers answer at
 once, the mutual scorer at the end of the run) -> fusion -> verdict threshold over the run's image scores, pixel
 threshold over its patch maps -> top regions -> explanation. Scorers get a ``ScorerContext`` (backbone facts, the

@@ -1,10 +1,10 @@
 """Presets: named, published settings as data (``presets/*.yaml``, shipped as ``zsad.preset_files``).
 
-A preset names its paper, the code it follows and its protocol, and holds flat detector options (the names of
-``zsad.config.OPTIONS``; whole sections such as ``mutual:`` as dicts of their fields). ``build_config(preset=...)``
-applies them before the user's options, so anything the user gives explicitly wins. A user preset is a YAML file
-of the same shape (``--preset my.yaml``). Presets live at the top level beside ``prompts/`` because they are
-settings, not code: a user can read, copy and edit one without reading Python.
+A preset names its paper, the code it follows and its protocol, and holds flat detector options (the option names of
+``zsad.config.settings_table()``; whole sections such as ``mutual:`` as dicts of their fields).
+``build_config(preset=...)`` applies them before the user's options, so anything the user gives explicitly wins. A
+user preset is a YAML file of the same shape (``--preset my.yaml``). Presets live at the top level beside
+``prompts/`` because they are settings, not code: a user can read, copy and edit one without reading Python.
 """
 from __future__ import annotations
 

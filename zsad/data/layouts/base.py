@@ -3,7 +3,7 @@ read split files, and read masks.
 
 Layouts only collect paths; pixels are read later by ``load_image``/``load_sample_mask``. Files listed by a split
 file or manifest are therefore not checked for existence: a missing or broken image is reported by the loader
-for that image alone, so one bad file does not lose the results of the rest of the dataset (DESIGN.md).
+for that image alone, so one bad file does not lose the results of the rest of the dataset (docs/design.md).
 
 Conventions shared by all layouts:
 
