@@ -72,7 +72,7 @@ def test_shots_on_a_folder_is_refused_before_the_model(synth: Path, built, capsy
 def test_a_reference_list_naming_a_test_image_is_refused_before_the_model(synth: Path, built, capsys,
                                                                           tmp_path: Path) -> None:
     lists = draw_reference_lists("mvtec", synth, ["pill"], shots=(1,), seeds=(0,))
-    lists.add("pill", 1, 0, [sorted((synth / "pill" / "test" / "good").glob("*.png"))[0]])
+    lists.add("pill", 1, 0, [min((synth / "pill" / "test" / "good").glob("*.png"))])
     path = save_reference_lists(lists, tmp_path / "lists.json")
     code, _, err = _eval(capsys, "--dataset", "mvtec", "--root", synth, "--shots", "1", "--reference-lists", path,
                          "--out", tmp_path / "o")

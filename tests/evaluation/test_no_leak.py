@@ -155,9 +155,8 @@ def test_manifest_splits_are_honoured(manifest: Path, synth: Path) -> None:
     lists = run.description["reference_lists"]
     assert [(item["category"], item["seed"]) for item in lists] == [
         (c, s) for c in ("pill", "weave") for s in (0, 1, 2)]
-    assert all(len(item["files"]) == 2 and all(Path(f).parts[-3:-1] == (item["category"], "train") or
-                                                Path(f).parent.parent.name == "train" for f in item["files"])
-               for item in lists)
+    assert all(len(item["files"]) == 2 and all(Path(f).parts[-4:-1] == (item["category"], "train", "good")
+                                                for f in item["files"]) for item in lists)
     hashed = {f["path"]: f["sha256"] for f in run.description["reference_files"]}
     assert set(hashed) == references and all(len(h) == 64 for h in hashed.values())
     assert "train split of manifest" in run.description["reference_source"]

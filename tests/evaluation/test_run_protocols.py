@@ -141,7 +141,7 @@ def test_reference_lists_naming_test_images_are_refused(twins, tmp_path: Path) -
     out = tmp_path / "out"
     label = run_protocols.parse_data(f"mvtec={a}").label
     lists = draw_reference_lists("mvtec", a, ["pill"], shots=(1,), seeds=(0, 1, 2))
-    lists.add("pill", 1, 2, [sorted((a / "pill" / "test" / "good").glob("*.png"))[0]])
+    lists.add("pill", 1, 2, [min((a / "pill" / "test" / "good").glob("*.png"))])
     save_reference_lists(lists, out / "runs" / label / "reference_lists.json")
     with pytest.raises(ZsadError, match="1-shot reference lists: 1 reference image.*are test images of this run"):
         run_protocols.main(["--out", str(out), "--no-plots", "--protocols", "1-shot", "--data", f"mvtec={a}"],

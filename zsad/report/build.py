@@ -181,8 +181,8 @@ def reference_lines(files: list[dict[str, Any]], lists: list[dict[str, Any]] | N
     else:
         lines = [f"{f['path']} (sha256 {sha[f['path']]})" for f in files]
     if len(lines) > SHOWN_REFERENCES:
-        lines = lines[:SHOWN_REFERENCES] + [f"... and {len(lines) - SHOWN_REFERENCES} more (report.json lists them "
-                                            "all)"]
+        more = len(lines) - SHOWN_REFERENCES
+        lines = [*lines[:SHOWN_REFERENCES], f"... and {more} more (report.json lists them all)"]
     return lines
 
 
