@@ -7,8 +7,12 @@ defaults (tiny random models, for smoke runs on a CPU) for real ones.
 
 Data sets: any number of ``KIND=ROOT[,OPTION=VALUE...]`` (``mvtec=../shared/data/mvtec3d_rgb``,
 ``visa=/data/VisA,split_csv=/data/VisA/split_csv/1cls.csv``, ``realiad=/data/Real-IAD,json_dir=...,image_root=...``,
-``hf=NAME,cache_dir=...``; ``DATA_OPTIONS`` lists each layout's options, the ones ``zsad eval`` takes) and, with
-``--synth``, a ``zsad synth`` set generated into the output folder.
+``hf=NAME,cache_dir=...``, ``folder=/data/parts/test,normal_dirs=no,healthy``: a part without ``=`` continues the
+value before it; ``DATA_OPTIONS`` lists each layout's options, read from the layout declarations that ``zsad eval``
+takes its flags from) and, with ``--synth``, a ``zsad synth`` set generated into the output folder.
+
+k-shot protocols draw their references from the train split; a data set without one (a folder, a manifest without
+a ``split`` column) runs the other protocols, and the index says why its k-shot runs are missing.
 
     python eval/run_protocols.py --out eval-out --synth --data mvtec=../shared/data/mvtec3d_rgb
 
@@ -74,8 +78,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-# The data-set options of each layout (``zsad eval``'s data set option group), as KIND=ROOT,OPTION=VALUE takes them.
-DATA_OPTIONS = {"visa": ("split_csv",), "realiad": ("json_dir", "image_root"), "hf": ("cache_dir",)}
+def _data_options() -> dict[str, tuple[str, ...]]:
+    """The data-set options of each layout (``zsad eval``'s data set option group), from the layout declarations."""
+    from zsad.data.layouts import layout_names, layout_options
+
+    return {kind: tuple(o.name for o in layout_options(kind)) for kind in layout_names(with_aliases=True)
+            if layout_options(kind)}
+
+
+DATA_OPTIONS = _data_options()
 
 
 @dataclass(frozen=True)
@@ -92,8 +103,12 @@ def parse_data(item: str) -> DataSet:
     kind, _, root = head.partition("=")
     if not kind or not root:
         raise SystemExit(f"--data {item}: write KIND=ROOT[,OPTION=VALUE...], e.g. mvtec=../shared/data/mvtec3d_rgb")
-    options = {}
+    options: dict[str, str] = {}
     for part in rest:
+        if "=" not in part and options:  # normal_dirs=no,healthy: the value goes on
+            last = list(options)[-1]
+            options[last] += f",{part}"
+            continue
         key, _, value = part.partition("=")
         key = key.strip().replace("-", "_")
         allowed = DATA_OPTIONS.get(kind, ())
@@ -157,6 +172,7 @@ def main(argv=None, make_detector=None) -> int:
     """``make_detector(backbone, method, device, **options)`` builds each protocol's detector (default:
     ``zsad.Detector``; tests pass a stand-in)."""
     args = parse_args(argv)
+    from zsad.errors import DatasetError
     from zsad.evaluation import evaluate, save_run
     from zsad.report.build import write_report
     from zsad.report.cli import default_published
@@ -172,13 +188,23 @@ def main(argv=None, make_detector=None) -> int:
     protocols = [p for p in PROTOCOLS if p.name in args.protocols]
     summary = []
     started = time.perf_counter()
+    skipped = []
     for data in data_sets(args):
         shots = sorted({p.shots for p in protocols if p.shots})
         seeds = sorted({s for p in protocols if p.shots for s in p.seeds})
         lists_path = args.out / "runs" / data.label / "reference_lists.json"
-        lists = reference_lists_for(data, lists_path, args.categories, shots, seeds) if shots else None
+        lists, why = None, None
+        if shots:
+            try:
+                lists = reference_lists_for(data, lists_path, args.categories, shots, seeds)
+            except DatasetError as error:  # no train split: the k-shot protocols cannot run on this data set
+                why = str(error)
+                print(f"{data.label}: k-shot protocols skipped: {why}", file=sys.stderr)
         detectors = {}
         for protocol in protocols:
+            if protocol.shots and lists is None:
+                skipped.append({"data": data.label, "protocol": protocol.name, "why": why})
+                continue
             backbone = args.backbone_clip if protocol.family == "clip" else args.backbone_dino
             key = (backbone, protocol.method, tuple(sorted(protocol.options.items())))
             if key not in detectors:
@@ -201,12 +227,12 @@ def main(argv=None, make_detector=None) -> int:
             print(f"{data.label} {protocol.name}: {seconds:.1f} s, mean I-AUROC "
                   f"{100 * run.table.mean().get('i_auroc', float('nan')):.1f}", file=sys.stderr)
     total = time.perf_counter() - started
-    write_index(args.out, summary, total)
+    write_index(args.out, summary, total, skipped)
     print(f"done in {total:.0f} s: {args.out / 'index.html'}")
     return 0
 
 
-def write_index(out: Path, summary: list[dict], total: float) -> None:
+def write_index(out: Path, summary: list[dict], total: float, skipped: list[dict] | None = None) -> None:
     from zsad.metrics.table import HEADERS
 
     keys = [k for k in HEADERS if any(k in row["mean"] for row in summary)]
@@ -219,8 +245,11 @@ def write_index(out: Path, summary: list[dict], total: float) -> None:
         values = "".join(" n/a |" if row["mean"].get(k) is None else f" {100 * row['mean'][k]:.1f} |" for k in keys)
         lines.append(f"| {row['data']} | {row['protocol']} | {backbone} |{values} {row['seconds']} | "
                      f"[report]({row['report']}) |")
-    (out / "index.md").write_text("\n".join(lines) + "\n")
-    (out / "index.json").write_text(json.dumps({"total_s": round(total, 1), "runs": summary}, indent=1) + "\n")
+    skipped = skipped or []
+    notes = [f"- {row['data']} {row['protocol']}: not run: {row['why']}" for row in skipped]
+    (out / "index.md").write_text("\n".join(lines + ([""] + notes if notes else [])) + "\n")
+    (out / "index.json").write_text(json.dumps({"total_s": round(total, 1), "runs": summary, "skipped": skipped},
+                                               indent=1) + "\n")
     rows = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in line.strip("|").split("|")[:-1])
         + f"<td><a href='{html.escape(row['report'])}'>report</a></td></tr>"
@@ -229,7 +258,8 @@ def write_index(out: Path, summary: list[dict], total: float) -> None:
     (out / "index.html").write_text(
         f"<!doctype html><meta charset='utf-8'><title>zsad protocols{random_note}</title>"
         f"<h1>zsad protocols{html.escape(random_note)}</h1><p>Total {total:.0f} s.</p>"
-        f"<table border=1 cellpadding=4><tr>{header}</tr>{rows}</table>")
+        f"<table border=1 cellpadding=4><tr>{header}</tr>{rows}</table>"
+        + ("<ul>" + "".join(f"<li>{html.escape(n[2:])}</li>" for n in notes) + "</ul>" if notes else ""))
 
 
 if __name__ == "__main__":

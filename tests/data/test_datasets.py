@@ -85,8 +85,10 @@ def test_mvtec_errors(mvtec_root: Path, tmp_path: Path) -> None:
         mvtec_samples(mvtec_root, categories=["cable"])
     with pytest.raises(DatasetError, match="screw.*no train split"):
         mvtec_samples(mvtec_root, categories=["screw"], split="train")
-    with pytest.raises(DatasetError, match="unknown split 'val'"):
+    with pytest.raises(DatasetError, match="bottle/val: category 'bottle' has no val split"):
         mvtec_samples(mvtec_root, split="val")
+    with pytest.raises(DatasetError, match="unknown split 'dev'; use 'train', 'test' or 'val'"):
+        mvtec_samples(mvtec_root, split="dev")
     with pytest.raises(DatasetError, match="itself a category folder"):
         mvtec_samples(mvtec_root / "bottle")
     (tmp_path / "flat").mkdir()
@@ -261,8 +263,9 @@ def test_load_samples_dispatches_every_kind(mvtec_root: Path, tmp_path: Path) ->
     assert load_samples("mvtec", mvtec_root, ["screw"]) == mvtec_samples(mvtec_root, ["screw"])
     _write_csv(tmp_path / "visa" / "split_csv" / "1cls.csv", VISA_HEADER, VISA_ROWS)
     assert load_samples("visa", tmp_path / "visa", split="train") == visa_samples(tmp_path / "visa", split="train")
-    folder = mvtec_root / "bottle" / "train" / "good"
+    folder = mvtec_root / "bottle" / "test"  # labelled by its good/ sub-folder; a split folder: named by its parent
     assert load_samples("folder", [folder]) == folder_samples([folder])
+    assert list(load_samples("folder", folder)) == ["bottle"]
     manifest = tmp_path / "m.json"
     manifest.write_text(json.dumps([{"path": "a.png", "category": "x"}, {"path": "b.png", "category": "y"}]))
     assert list(load_samples("manifest", manifest, categories=["y"])) == ["y"]

@@ -58,11 +58,15 @@ def test_a_registered_layout_appears_in_eval_help_with_its_option(toy_layout) ->
     assert "toy_layout: toy images for the registry test" in text
     assert "--suffix SUFFIX toy_layout: file suffix of the toy images (default .png)" in text
     assert "--split-csv SPLIT_CSV visa: split file" in text
-    args = build_parser().parse_args(["eval", "--dataset", "toy_layout", "--root", "r", "--suffix", ".jpg",
-                                      "--split-csv", "ignored.csv"])
+    from zsad.errors import ZsadError
     from zsad.evaluation.cli import dataset_options
 
-    assert dataset_options(args) == {"suffix": ".jpg"}  # only the chosen layout's options
+    args = build_parser().parse_args(["eval", "--dataset", "toy_layout", "--root", "r", "--suffix", ".jpg"])
+    assert dataset_options(args) == {"suffix": ".jpg"}
+    args = build_parser().parse_args(["eval", "--dataset", "toy_layout", "--root", "r", "--suffix", ".jpg",
+                                      "--split-csv", "other.csv"])
+    with pytest.raises(ZsadError, match="--split-csv is an option of the visa layout, not of --dataset toy_layout"):
+        dataset_options(args)  # another layout's option would silently read other data than asked
 
 
 def test_load_samples_of_a_registered_layout(toy_layout, tmp_path: Path) -> None:

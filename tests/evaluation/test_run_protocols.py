@@ -108,3 +108,41 @@ def test_split_csv_reaches_the_visa_layout(twins, tmp_path: Path) -> None:
     assert run["description"]["dataset_options"] == {"split_csv": str(split_csv)}
     assert len(run["records"]) == 3 * sum(1 for r in rows if r["split"] == "test")  # seeds 0, 1, 2
     assert {Path(f["path"]).parts[-3] for f in run["description"]["reference_files"]} == {"train"}
+
+
+def test_folder_options_and_k_shot_skipped_without_a_train_split(twins, tmp_path: Path) -> None:
+    """A folder has no train split: its k-shot protocols are not run (the index says why), the others are;
+    ``normal_dirs=no,healthy`` keeps its comma."""
+    a, _ = twins
+    folder = tmp_path / "parts" / "test"
+    shutil.copytree(a / "pill" / "test" / "good", folder / "no")
+    shutil.copytree(next(p for p in (a / "pill" / "test").iterdir() if p.name != "good"), folder / "yes")
+    parsed = run_protocols.parse_data(f"folder={folder},normal_dirs=no,healthy")
+    assert parsed.options == {"normal_dirs": "no,healthy"}
+    assert run_protocols.DATA_OPTIONS["folder"] == ("normal_dirs",)
+    out = tmp_path / "out"
+    argv = ["--out", str(out), "--no-plots", "--protocols", "zero-shot-text", "1-shot", "--data",
+            f"folder={folder},normal_dirs=no"]
+    assert run_protocols.main(argv, make_detector=standin) == 0
+    index = json.loads((out / "index.json").read_text())
+    assert [row["protocol"] for row in index["runs"]] == ["zero-shot-text"]
+    assert [row["protocol"] for row in index["skipped"]] == ["1-shot"]
+    assert "no train split" in index["skipped"][0]["why"] and "--references" in index["skipped"][0]["why"]
+    assert "1-shot: not run: " in (out / "index.md").read_text()
+    run = json.loads(next((out / "runs").glob("folder-test-*/zero-shot-text/run.json")).read_text())
+    assert run["description"]["categories"] == ["parts"]  # a root named test takes its parent's name
+
+
+def test_reference_lists_naming_test_images_are_refused(twins, tmp_path: Path) -> None:
+    from zsad.errors import ZsadError
+    from zsad.evaluation import draw_reference_lists, save_reference_lists
+
+    a, _ = twins
+    out = tmp_path / "out"
+    label = run_protocols.parse_data(f"mvtec={a}").label
+    lists = draw_reference_lists("mvtec", a, ["pill"], shots=(1,), seeds=(0, 1, 2))
+    lists.add("pill", 1, 2, [min((a / "pill" / "test" / "good").glob("*.png"))])
+    save_reference_lists(lists, out / "runs" / label / "reference_lists.json")
+    with pytest.raises(ZsadError, match="1-shot reference lists: 1 reference image.*are test images of this run"):
+        run_protocols.main(["--out", str(out), "--no-plots", "--protocols", "1-shot", "--data", f"mvtec={a}"],
+                           make_detector=standin)

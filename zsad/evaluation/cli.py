@@ -1,8 +1,10 @@
 """``zsad eval``: the options and the command, as functions the CLI module wires in.
 
 ``add_eval_arguments(parser)`` adds the data set, split, shots/seeds/reference-list and output options (the model
-options stay the CLI's); ``run_eval(args, make_detector)`` builds the detector with the CLI's own builder, runs
-``evaluate``, writes the run with ``save_run`` and prints the table and notes.
+options stay the CLI's); ``run_eval(args, make_detector)`` checks the options, reads and checks the data and the
+references (``plan_evaluation``: labels, splits, reference lists, no reference among the test images), and only
+then builds the detector with the CLI's own builder, runs ``evaluate``, writes the run with ``save_run`` and prints
+the table and notes. So every mistake in the data costs no model load.
 """
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="zsad-eval",
                         help="run folder: run.json, grid_maps.npz, metrics.md/json (read by `zsad report`)")
     parser.add_argument("--shots", type=int, default=0,
-                        help="k-shot: k good training images per category as references (0: zero-shot)")
+                        help="k-shot: k good images per category from the train split as references (0: "
+                             "zero-shot); a folder has no train split: give references with --references")
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="one pass per seed; k-shot reference lists are drawn per seed (default: 0)")
     parser.add_argument("--seed", type=int, default=None, help="a single seed (same as --seeds N)")
@@ -53,9 +56,21 @@ def _add_layout_options(group) -> None:
 
 
 def dataset_options(args: argparse.Namespace) -> dict:
-    """The options the chosen layout declares, as given on the command line (unset ones left to the layout)."""
-    return {option.name: getattr(args, option.name) for option in layout_options(args.dataset)
-            if getattr(args, option.name, None)}
+    """The options the chosen layout declares, as given on the command line (unset ones left to the layout). A
+    flag of another layout is an error rather than ignored: it would silently read other data than asked."""
+    from zsad.errors import ZsadError
+
+    own = {option.name for option in layout_options(args.dataset)}
+    owners: dict[str, list[str]] = {}
+    for entry in LAYOUTS.entries():
+        for option in layout_options(entry.name):
+            owners.setdefault(option.name, []).append(entry.name)
+    foreign = [name for name in owners if name not in own and getattr(args, name, None)]
+    if foreign:
+        flag = "--" + foreign[0].replace("_", "-")
+        raise ZsadError(f"{flag} is an option of the {' and '.join(owners[foreign[0]])} layout, not of "
+                        f"--dataset {args.dataset}; drop it or pick that layout")
+    return {name: getattr(args, name) for name in own if getattr(args, name, None)}
 
 
 def _good_images(args: argparse.Namespace):
@@ -67,31 +82,23 @@ def _good_images(args: argparse.Namespace):
 
 def run_eval(args: argparse.Namespace, make_detector: Callable[[argparse.Namespace], object]) -> int:
     from zsad.errors import ZsadError
-    from zsad.evaluation import (
-        draw_reference_lists,
-        evaluate,
-        load_reference_lists,
-        save_reference_lists,
-        save_run,
-    )
+    from zsad.evaluation import evaluate, plan_evaluation, save_reference_lists, save_run
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ZsadError(f"--out {out}: exists and is not a folder; pass a folder for the run")
+    if args.reference_lists and not args.shots:
+        raise ZsadError("--reference-lists holds k-shot lists; pass --shots K with it (or drop it)")
     seeds = tuple(args.seeds) if args.seeds else ((args.seed,) if args.seed is not None else (0,))
     options = dataset_options(args)
-    references = None
-    if args.shots and args.reference_lists:
-        path = Path(args.reference_lists)
-        if path.is_file():
-            references = load_reference_lists(path)
-        else:
-            references = draw_reference_lists(args.dataset, args.root, args.categories, (args.shots,), seeds, **options)
-            save_reference_lists(references, path)
-            print(f"wrote reference lists to {path}", file=sys.stderr)
-    run = evaluate(make_detector(args), args.dataset, Path(args.root), categories=args.categories, shots=args.shots,
-                   seeds=seeds, references=references, object_name=getattr(args, "object_name", None),
-                   progress=True, dataset_options=options, good_images=_good_images(args))
+    lists_path = Path(args.reference_lists) if args.shots and args.reference_lists else None
+    plan = plan_evaluation(args.dataset, Path(args.root), args.categories, args.shots, seeds,
+                           references=lists_path if lists_path is not None and lists_path.is_file() else None,
+                           dataset_options=options, good_images=_good_images(args))
+    if lists_path is not None and not lists_path.is_file():
+        save_reference_lists(plan.lists, lists_path)
+        print(f"wrote reference lists to {lists_path}", file=sys.stderr)
+    run = evaluate(make_detector(args), plan=plan, object_name=getattr(args, "object_name", None), progress=True)
     path = save_run(run, out)
     if run.random_weights:
         print("note: randomly initialised backbone; these numbers say nothing about accuracy with trained weights",

@@ -2,11 +2,16 @@
 
 ``evaluate`` computes and returns data; it prints nothing and writes no file (``save_run`` and the CLI do).
 
-Protocol: the test split of every category; with ``shots`` = k > 0, k good training images per category from
-fixed reference lists (given, or drawn with each seed and recorded in the run). One detection call per category
-and seed, so the verdict threshold and mutual scoring see the category's whole test batch, as in the papers.
-Every reference file is recorded with its sha256 (``description["reference_files"]``), and a run whose references
-are test images (same path or same bytes) is refused: it would score images the detector was shown as normal.
+Protocol: the test split of every category; with ``shots`` = k > 0, k good images per category from the train
+split in fixed reference lists (given, or drawn with each seed and recorded in the run). One detection call per
+category and seed, so the verdict threshold and mutual scoring see the category's whole test batch, as in the
+papers. What is scored and shown as normal is fixed and checked first (``zsad.evaluation.plan``): every list with
+its files (``description["reference_lists"]``), every file with its sha256 (``description["reference_files"]``),
+and a run whose references are test images (same path or same bytes) is refused.
+
+Averaging, as the benchmarks' official evaluations do (``tests/evaluation/test_official_averaging.py`` compares
+with transcriptions of them): each metric per category (MVTec AD, VisA, MPDD, BTAD: AnomalyCLIP's ``test.py``;
+Real-IAD: ADEval per object), then the plain mean over categories (``MetricTable``).
 
 Pixel metrics are computed at each image's original resolution against its mask, category by category: the
 full-size maps of one category exist only while its metrics are computed (``AnomalyResult.anomaly_map`` is
@@ -36,13 +41,12 @@ from typing import Any
 
 import numpy as np
 
-from zsad.data.layouts import load_samples
 from zsad.data.layouts.base import load_sample_mask
 from zsad.errors import ZsadError
 from zsad.evaluation.environment import describe_detector, jsonable, versions
 from zsad.evaluation.loco import loco_category
-from zsad.evaluation.provenance import expand_references, overlapping_references, reference_files
-from zsad.evaluation.references import ReferenceLists, draw_references, load_reference_lists
+from zsad.evaluation.plan import EvaluationPlan, plan_evaluation
+from zsad.evaluation.references import ReferenceLists
 from zsad.evaluation.run import EvaluationRun, ImageRecord, mean_table
 from zsad.metrics import MetricTable, UndefinedMetricWarning, image_metrics, pixel_metrics
 from zsad.metrics.spro import LOCO_KINDS, MEAN_KIND, OFFICIAL_LIMITS
@@ -56,8 +60,8 @@ def object_name_for(category: str) -> str:
 
 def evaluate(
     detector,
-    dataset: str,
-    root: str | Path,
+    dataset: str | None = None,
+    root: str | Path | None = None,
     categories: Iterable[str] | None = None,
     shots: int = 0,
     seeds: Sequence[int] = (0,),
@@ -70,10 +74,11 @@ def evaluate(
     good_images=None,
     *,
     spro_limits: Sequence[float] = OFFICIAL_LIMITS,
+    plan: EvaluationPlan | None = None,
 ) -> EvaluationRun:
     """Evaluate ``detector`` on the test split of ``dataset`` (a ``zsad.data.layouts`` name) at ``root``.
 
-    shots: k good training images per category as references (0: zero-shot).
+    shots: k good training images per category as references (0: zero-shot), drawn from the train split.
     seeds: one pass per seed; in k-shot runs each seed has its own reference list. ``seed`` (one int) is kept
         for callers of the earlier signature.
     references: reference lists (object or JSON file from ``save_reference_lists``) to use instead of drawing;
@@ -81,63 +86,37 @@ def evaluate(
     good_images: the same good reference images (paths, folders, a saved memory) for every category, instead of
         k-shot draws (``zsad eval --references``); not combinable with ``shots``.
     spro_limits: the FPR limits of MVTec LOCO AD's AU-sPRO (``dataset="mvtec_loco"`` only).
+    plan: an ``EvaluationPlan`` made beforehand (``zsad eval`` plans before it loads the model); it replaces the
+        data and reference arguments.
     """
-    if good_images is not None and shots:
-        raise ZsadError("--references and --shots both choose reference images; pass one of them")
-    if seed is not None:
-        seeds = (seed,)
-    seeds = tuple(int(s) for s in seeds)
-    if not seeds:
-        raise ZsadError("no seed given; pass seeds=(0,) or more")
-    if shots < 0:
-        raise ZsadError(f"shots={shots} is negative; pass 0 (zero-shot) or k > 0")
-    options = dict(dataset_options or {})
-    root = Path(root)
     started = time.time()
-    sample_sets = load_samples(dataset, root, categories, **options)
-    if isinstance(references, (str, Path)):
-        references = load_reference_lists(references)
-    if references is not None:
-        _check_lists_match(references, dataset, root)
-    lists = references if references is not None else ReferenceLists(dataset=dataset, root=str(root))
-    used_files: dict[str, dict[str, Any]] = {}
-    if good_images is not None:
-        given = reference_files(expand_references(good_images))
-        _refuse_overlap(given, [s.path for samples in sample_sets.values() for s in samples], "--references")
-        used_files.update((f["path"], f) for f in given)
-
+    if plan is None:
+        if dataset is None or root is None:
+            raise ZsadError("evaluate needs a dataset and a root, or a plan from plan_evaluation")
+        plan = plan_evaluation(dataset, root, categories, shots, (seed,) if seed is not None else seeds, references,
+                               dataset_options, good_images)
     records: list[ImageRecord] = []
     tables: dict[int, MetricTable] = {}
     defect_tables: dict[int, dict[str, MetricTable]] = {}
     protocol_tables: dict[int, dict[str, MetricTable]] = {}
     notes: dict[str, str] = {}
     postprocess: dict[str, Any] | None = None
-    loco = dataset == "mvtec_loco"
-    for current in seeds:
+    loco = plan.dataset == "mvtec_loco"
+    for current in plan.seeds:
         table = MetricTable()
         defect_tables[current] = {}
         protocol = {kind: MetricTable() for kind in (*LOCO_KINDS, MEAN_KIND)} if loco else {}
-        for category, samples in sample_sets.items():
-            unlabelled = sum(s.label is None for s in samples)
-            if unlabelled:
-                raise ZsadError(f"{category}: {unlabelled} images have no label; eval needs labels")
-            refs = good_images
-            if shots:
-                if references is None:
-                    lists.add(category, shots, current,
-                              draw_references(dataset, root, category, shots, current, **options))
-                refs = lists.get(category, shots, current)
-                drawn = reference_files(refs)
-                _refuse_overlap(drawn, [s.path for s in samples], f"{category} {shots}-shot list (seed {current})")
-                used_files.update((f["path"], f) for f in drawn)
-            results = _detect(detector, samples, refs, object_name or object_name_for(category), progress, current)
+        for category, samples in plan.samples.items():
+            results = _detect(detector, samples, plan.references(category, current),
+                              object_name or object_name_for(category), progress, current)
             if postprocess is None:
                 postprocess = next((jsonable(r.postprocess) for r in results
                                     if r.ok and r.postprocess is not None), None)
             records += [_record(category, current, s, r) for s, r in zip(samples, results)]
-            outcome = _category_metrics(samples, results, fpr_limit, root / category if loco else None, spro_limits)
+            outcome = _category_metrics(samples, results, fpr_limit, plan.root / category if loco else None,
+                                        spro_limits)
             if outcome.note:
-                notes[category if len(seeds) == 1 else f"{category} (seed {current})"] = outcome.note
+                notes[category if len(plan.seeds) == 1 else f"{category} (seed {current})"] = outcome.note
             if outcome.metrics is not None:
                 table.add(category, outcome.metrics)
             if outcome.defects:
@@ -148,17 +127,8 @@ def evaluate(
         protocol_tables[current] = protocol
 
     description = {
-        "dataset": dataset,
-        "root": str(root),
-        "dataset_options": jsonable(options),
-        "categories": list(sample_sets),
-        "split": "test",
-        "shots": shots,
-        "seeds": list(seeds),
+        **plan.describe(),
         "object_name": object_name,
-        "references": lists.to_dict() if shots else None,
-        "good_images": jsonable(good_images),
-        "reference_files": list(used_files.values()),
         "evidence": sorted({name for r in records if r.ok for name in r.evidence}),
         "detector": describe_detector(detector),
         "versions": versions(),
@@ -175,28 +145,6 @@ def evaluate(
         protocol_tables={kind: mean_table({s: t[kind] for s, t in protocol_tables.items()})
                          for kind in (*LOCO_KINDS, MEAN_KIND)} if loco else {},
     )
-
-
-def _check_lists_match(lists: ReferenceLists, dataset: str, root: Path) -> None:
-    """Reference lists drawn for another data set would name images of another root (or none at all)."""
-    same_root = Path(lists.root).expanduser().resolve() == root.expanduser().resolve()
-    if lists.dataset != dataset or not same_root:
-        raise ZsadError(
-            f"the reference lists were drawn for {lists.dataset} at {lists.root}, this run is {dataset} at {root}; "
-            "draw lists for this data set (draw_reference_lists / zsad eval --reference-lists NEW.json), or load "
-            "them with load_reference_lists(path, root=NEW_ROOT) if this is the same data set moved"
-        )
-
-
-def _refuse_overlap(files: list[dict[str, Any]], test_paths: Sequence[Path], what: str) -> None:
-    pairs = overlapping_references(files, test_paths)
-    if pairs:
-        reference, test = pairs[0]
-        raise ZsadError(
-            f"{what}: {len(pairs)} reference image(s) are test images of this run (e.g. {reference} = {test}); a "
-            "reference is shown to the detector as normal, so scoring it again measures nothing. Take references "
-            "from the train split (--shots) or from images outside the test set (--references DIR)"
-        )
 
 
 def _detect(detector, samples, references, object_name: str, progress: bool, seed: int):

@@ -67,6 +67,8 @@ def report_data(run: EvaluationRun, published: list[PublishedRow] | None = None)
         "defect_metrics": {c: t.to_dict(with_mean=False) for c, t in run.defect_tables.items()},
         "compared_metrics": compared_metrics(run),
         "reference_files": run.description.get("reference_files") or [],
+        "reference_lists": run.description.get("reference_lists") or [],
+        "reference_source": run.description.get("reference_source"),
         "notes": run.notes,
         "published": [
             {"method": r.method, "setting": r.setting, "backbone": r.backbone, "input": r.input, "dataset": r.dataset,
@@ -156,7 +158,8 @@ def markdown(run: EvaluationRun, data: dict[str, Any], figure_files: dict[str, s
         ("run", f"started {env['started']}, {env['duration_s']} s, {env['n_images']} image records"),
     ]
     parts.append("".join(f"- {k}: {v}\n" for k, v in lines))
-    parts.append(references_markdown(data["reference_files"]))
+    parts.append(references_markdown(data["reference_files"], data.get("reference_lists"),
+                                     data.get("reference_source")))
     parts.append("\nResolved settings:\n\n```json\n" + json.dumps(env["settings"], indent=1) + "\n```\n")
     return "\n".join(parts)
 
@@ -164,14 +167,32 @@ def markdown(run: EvaluationRun, data: dict[str, Any], figure_files: dict[str, s
 SHOWN_REFERENCES = 60
 
 
-def references_markdown(files: list[dict[str, Any]]) -> str:
-    """The reference files a run used, with the start of their sha256 (all of them are in report.json)."""
+def reference_lines(files: list[dict[str, Any]], lists: list[dict[str, Any]] | None = None) -> list[str]:
+    """One line per reference list (``category, k-shot, seed: file (sha256 start), ...``), or per file for runs
+    recorded before lists were; at most ``SHOWN_REFERENCES`` lines (report.json has them all)."""
+    sha = {f["path"]: str(f.get("sha256"))[:16] for f in files}
+    if lists:
+        lines = []
+        for item in lists:
+            head = (f"{item['category']}, {item['shots']}-shot, seed {item['seed']}" if item.get("shots")
+                    else "every category")
+            lines.append(f"{head}: " + ", ".join(f"{Path(p).name} (sha256 {sha.get(p, 'n/a')})"
+                                                 for p in item["files"]))
+    else:
+        lines = [f"{f['path']} (sha256 {sha[f['path']]})" for f in files]
+    if len(lines) > SHOWN_REFERENCES:
+        more = len(lines) - SHOWN_REFERENCES
+        lines = [*lines[:SHOWN_REFERENCES], f"... and {more} more (report.json lists them all)"]
+    return lines
+
+
+def references_markdown(files: list[dict[str, Any]], lists: list[dict[str, Any]] | None = None,
+                        source: str | None = None) -> str:
+    """The reference images a run used, list by list, with the start of their sha256 (all in report.json)."""
     if not files:
         return "\nReference images: none.\n"
-    shown = "".join(f"- `{f['path']}` sha256 {str(f.get('sha256'))[:16]}\n" for f in files[:SHOWN_REFERENCES])
-    more = f"- ... and {len(files) - SHOWN_REFERENCES} more (report.json lists them all)\n" \
-        if len(files) > SHOWN_REFERENCES else ""
-    return f"\nReference images ({len(files)}):\n\n{shown}{more}"
+    head = f"\nReference images ({len(files)} files" + (f"; {source}" if source else "") + "):\n\n"
+    return head + "".join(f"- {line}\n" for line in reference_lines(files, lists))
 
 
 def _breakdown_sections(run: EvaluationRun) -> list[tuple[str, dict[str, MetricTable], bool]]:
@@ -238,10 +259,12 @@ def html_page(run: EvaluationRun, data: dict[str, Any], pngs: dict[str, bytes]) 
                          f"src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
     else:
         parts.append("<p>Plots need matplotlib: <code>pip install 'zsad[report]'</code>.</p>")
+    files = data["reference_files"]
     parts.append("<h2>Reference images</h2>" + (
-        "<ul>" + "".join(f"<li><code>{html.escape(f['path'])}</code> sha256 {html.escape(str(f.get('sha256'))[:16])}"
-                         "</li>" for f in data["reference_files"][:SHOWN_REFERENCES]) + "</ul>"
-        if data["reference_files"] else "<p>none</p>"))
+        (f"<p>{html.escape(data['reference_source'])}</p>" if data.get("reference_source") else "")
+        + "<ul>" + "".join(f"<li>{html.escape(line)}</li>"
+                           for line in reference_lines(files, data.get("reference_lists"))) + "</ul>"
+        if files else "<p>none</p>"))
     parts.append("<h2>Environment</h2><pre>" + html.escape(json.dumps(data["environment"], indent=1)) + "</pre>")
     parts.append("</body></html>")
     return "".join(parts)

@@ -70,11 +70,14 @@ LAYOUTS.declare(
 )
 LAYOUTS.declare(
     "folder", "zsad.data.layouts.folders:read_folder", order=7,
-    help="folder of images, labelled when it has good/ beside defect sub-folders",
+    help="folder of test images, labelled from a normal sub-folder (good/normal/ok) beside defect sub-folders; "
+         "no train split, so references come from --references",
+    options=(LayoutOption("normal_dirs", "sub-folder name(s) of normal images, comma-separated "
+                                         "(default good,normal,ok), e.g. no,healthy"),),
 )
 LAYOUTS.declare(
     "manifest", "zsad.data.layouts.folders:read_manifest", order=8,
-    help="CSV or JSON list of images (path, label, mask, category)",
+    help="CSV or JSON list of images (path, label, mask, category, defect, split: train/test/val)",
 )
 
 
@@ -100,8 +103,10 @@ def load_samples(
     """Read a data set in the layout ``kind`` (a name or alias in ``LAYOUTS``); ``options`` are the layout's
     declared ones (``split_csv`` for VisA, ``json_dir``/``image_root`` for Real-IAD, ``cache_dir`` for ``hf``).
 
-    Layouts without splits (folders, manifests) ignore ``split``. An option the layout does not declare is an
-    error rather than ignored, so that a misspelt or misplaced option does not silently read other data.
+    ``split`` is "test", "train" or "val" (also spelt "validation"). A layout that has no such split (a folder, a
+    manifest without a ``split`` column: test images only) refuses it rather than give its test images, so that
+    references and calibration images are never test images. An option the layout does not declare is an error
+    rather than ignored, so that a misspelt or misplaced option does not silently read other data.
     """
     if kind not in LAYOUTS:
         raise DatasetError(f"unknown dataset kind {kind!r}; use one of {', '.join(layout_names(with_aliases=True))}")

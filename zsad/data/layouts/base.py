@@ -43,7 +43,10 @@ class Sample:
 
 SampleSets = dict[str, list[Sample]]
 
-_SPLITS = ("train", "test", "validation")  # "validation": MVTec LOCO's validation/good
+# "val": normal images held out for calibration (MVTec LOCO's validation/good, a manifest's ``val`` rows); every
+# layout also accepts the spelling "validation" for it.
+_SPLITS = ("train", "test", "val")
+_SPLIT_SPELLINGS = {"val": ("val", "validation"), "validation": ("val", "validation")}
 
 _LABEL_WORDS = {
     "0": 0, "normal": 0, "good": 0, "ok": 0,
@@ -95,8 +98,27 @@ def existing_root(root: PathLike, what: str) -> Path:
 
 
 def check_split(split: str) -> None:
-    if split not in _SPLITS:
-        raise DatasetError(f"unknown split {split!r}; use 'train' or 'test'")
+    if split not in _SPLITS and split not in _SPLIT_SPELLINGS:
+        raise DatasetError(f"unknown split {split!r}; use 'train', 'test' or 'val'")
+
+
+def split_spellings(split: str) -> tuple[str, ...]:
+    """The names a split goes by in files and folders: ``val`` and ``validation`` are one split."""
+    return _SPLIT_SPELLINGS.get(split, (split,))
+
+
+def no_split(where: object, layout: str, split: str) -> DatasetError:
+    """The error of a layout that holds only test images when another split is asked for (``--shots`` draws its
+    references from ``train``; calibration reads ``val``). Taking them from the test images instead would score
+    images the detector was shown as normal, so the message names the ways to give them that are not test images."""
+    if split == "train":
+        fix = ("pass good images that are not in the test set with --references DIR, or list the images in a "
+               "manifest with a 'split' column (train rows are the references, test rows are scored), or arrange "
+               "them as <root>/<category>/{train/good,test/<good|defect>} and use --dataset mvtec")
+    else:
+        fix = f"list the images in a manifest with a 'split' column whose {split} rows are these images"
+    return DatasetError(f"{where}: a {layout} has no {split} split, only test images, and {split} images must not "
+                        f"be test images; {fix}")
 
 
 def select(available: list[str], wanted: Iterable[str] | None, where: PathLike) -> list[str]:

@@ -18,6 +18,7 @@ from zsad.data.layouts.base import (
     filter_categories,
     parse_label,
     sorted_by_path,
+    split_spellings,
     text,
 )
 from zsad.errors import DatasetError
@@ -55,7 +56,8 @@ def hf_samples(
     if image_col is None:
         raise DatasetError(f"{source}: no image column ({', '.join(_IMAGE_COLUMNS)}); columns: {sorted(columns)}")
     if "split" in columns:
-        data = data.filter(lambda row: row == split, input_columns="split")
+        names = split_spellings(split)
+        data = data.filter(lambda row: row in names, input_columns="split")
     mask_col = next((c for c in _MASK_COLUMNS if c in columns), None)
     category_col = next((c for c in _CATEGORY_COLUMNS if c in columns), None)
     features = data.features
@@ -108,8 +110,9 @@ def _open(hf, source, split: str):
             raise DatasetError(f"{source}: cannot load the data set ({type(exc).__name__}: {exc}); pass a local "
                                "save_to_disk folder or parquet file, or set HF_HOME to a cache that holds it") from None
     if isinstance(data, hf.DatasetDict):
-        if split in data:
-            return data[split]
+        for name in split_spellings(split):
+            if name in data:
+                return data[name]
         if len(data) == 1:
             return next(iter(data.values()))
         raise DatasetError(f"{source}: no {split!r} split; splits: {', '.join(data)}")

@@ -19,6 +19,7 @@ from zsad.data.layouts.base import (
     image_files,
     select,
     sorted_by_path,
+    split_spellings,
 )
 from zsad.errors import DatasetError
 
@@ -38,8 +39,9 @@ def mvtec_samples(
     so MPDD (the MVTec AD layout), MVTec LOCO and BTAD read with this function (see ``loco_samples`` and
     ``btad_samples``). The original MVTec 3D-AD layout, where each defect folder holds ``rgb/`` and ``gt/``
     sub-folders, is read as well (RGB images only); RGB-only copies flattened to the MVTec AD layout need nothing
-    special. ``split="train"`` gives the good training images; ``good_names`` are the folder names of normal
-    images (``good``; BTAD uses ``ok``), compared case-insensitively.
+    special. ``split="train"`` gives the good training images, ``split="val"`` the good images of ``validation/``
+    (or ``val/``: MVTec LOCO's validation split, normal images for calibration); ``good_names`` are the folder
+    names of normal images (``good``; BTAD uses ``ok``), compared case-insensitively.
     """
     root = existing_root(root, "MVTec-style dataset")
     check_split(split)
@@ -58,7 +60,8 @@ def mvtec_samples(
     result: SampleSets = {}
     for category in select(available, categories, root):
         folder = root / category
-        split_dir = folder / split
+        split_dir = next((folder / name for name in split_spellings(split) if (folder / name).is_dir()),
+                         folder / split)
         if not split_dir.is_dir():
             raise DatasetError(f"{split_dir}: category {category!r} has no {split} split; pick another split")
         samples = []

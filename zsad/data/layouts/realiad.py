@@ -3,6 +3,13 @@
 The data set ships its images at several resolutions and its split files in several protocols (multi-view,
 single-view, FUIAD), each in its own folder; the defaults pick the first that exists, and the layout's options
 ``json_dir`` and ``image_root`` pick another.
+
+Protocol: every listed image is scored on its own, each JSON file (object) is one class, metrics per object and
+then the mean over objects: the official evaluation (ADEval, per object) in the single-view setting
+(``realiad_jsons_sv``); ``tests/evaluation/test_official_averaging.py`` compares. Two differences, both outside
+what that test's data exercises: ADEval labels an image by its mask (a pixel > 127; no mask: normal) where zsad
+labels it by ``anomaly_class``, which agree whenever every defect entry has a non-empty mask; and the multi-view
+setting's sample-level S-AUROC (the maximum over a sample's five views) is not computed.
 """
 
 from __future__ import annotations
