@@ -18,21 +18,18 @@ from zsad.data.images import (
 from zsad.data.layouts import LAYOUTS, LayoutOption, layout_names, load_samples
 from zsad.data.layouts.base import Sample, SampleSets
 
-_LAZY = {
-    "folder_samples": "zsad.data.layouts.folders",
-    "manifest_samples": "zsad.data.layouts.folders",
-    "mvtec_samples": "zsad.data.layouts.mvtec",
-    "visa_samples": "zsad.data.layouts.visa",
-}
+from zsad.registry import lazy_exports
+
+_lazy = lazy_exports(__name__, {
+    "layouts.folders": ("folder_samples", "manifest_samples"),
+    "layouts.mvtec": ("mvtec_samples",),
+    "layouts.visa": ("visa_samples",),
+})
 
 
 def __getattr__(name: str):
     if name == "DATASET_KINDS":  # the earlier name of the layout list: every name --dataset accepts, aliases too
         return tuple(layout_names(with_aliases=True))
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'zsad.data' has no attribute {name!r}")
 
 
