@@ -29,6 +29,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference-lists", default=None,
                         help="JSON file of k-shot reference lists: read when it exists, else drawn and written there")
     _add_layout_options(parser.add_argument_group("data set options"))
+    from zsad.discovery.cli import add_discover_flags
+
+    add_discover_flags(parser)  # --discover, --discover-*: defect types per category (zsad.evaluation.discovery)
 
 
 def _layouts_help() -> str:
@@ -66,7 +69,10 @@ def _good_images(args: argparse.Namespace):
 
 
 def run_eval(args: argparse.Namespace, make_detector: Callable[[argparse.Namespace], object]) -> int:
+    from zsad.discovery.cli import requested_discovery
+    from zsad.discovery.configured import check_naming
     from zsad.errors import ZsadError
+    from zsad.evaluation.discovery import discover_run
     from zsad.evaluation import (
         draw_reference_lists,
         evaluate,
@@ -89,9 +95,18 @@ def run_eval(args: argparse.Namespace, make_detector: Callable[[argparse.Namespa
             references = draw_reference_lists(args.dataset, args.root, args.categories, (args.shots,), seeds, **options)
             save_reference_lists(references, path)
             print(f"wrote reference lists to {path}", file=sys.stderr)
-    run = evaluate(make_detector(args), args.dataset, Path(args.root), categories=args.categories, shots=args.shots,
+    discovery = requested_discovery(args)  # its options checked before the model loads
+    detector = make_detector(args)
+    if discovery is not None:
+        check_naming(discovery, detector.reasoning.llm if detector.reasoning is not None else None,
+                     "--discover-naming")
+    run = evaluate(detector, args.dataset, Path(args.root), categories=args.categories, shots=args.shots,
                    seeds=seeds, references=references, object_name=getattr(args, "object_name", None),
                    progress=True, dataset_options=options, good_images=_good_images(args))
+    if discovery is not None:
+        discover_run(run, lambda results, name: detector.discover(results, discovery, object_name=name,
+                                                                  flag="--discover-naming"),
+                     discovery, out, object_name=getattr(args, "object_name", None))
     path = save_run(run, out)
     if run.random_weights:
         print("note: randomly initialised backbone; these numbers say nothing about accuracy with trained weights",
@@ -102,5 +117,9 @@ def run_eval(args: argparse.Namespace, make_detector: Callable[[argparse.Namespa
             print(f"\n{kind}:\n{table.to_markdown()}")
     for category, note in run.notes.items():
         print(f"{category}: {note}", file=sys.stderr)
+    for item in run.discovery.get("passes", []):
+        found = f"{len(item['types'])} defect types in {item['images']} images" if item.get("types") is not None \
+            else f"no types ({item['error']})"
+        print(f"{item['category']} (seed {item['seed']}): {found} -> {out / (item['folder'] or '')}", file=sys.stderr)
     print(f"wrote {path.parent} (render it with: zsad report {path.parent} --out REPORT_DIR)", file=sys.stderr)
     return 0
