@@ -326,7 +326,7 @@ class Detector:
         return settings
 
     def discover(self, results: list[AnomalyResult], settings=None, *, object_name: str | None = None,
-                 masks=None, images=None, namer=None, flag: str = "--naming", **options):
+                 masks=None, images=None, namer=None, **options):
         """Defect types of ``results`` (``zsad.discovery``), embedded with this detector's backbone and named with
         its LLM when one is configured. ``options``: ``DiscoverySettings`` fields (``types=4``, ...) over
         ``settings``."""
@@ -337,7 +337,7 @@ class Detector:
             results, self.backbone, discovery_settings(settings, **options),
             llm=self.reasoning.llm if self.reasoning is not None else None,
             send_images=self.config.reasoning.llm_images, object_name=object_name or self.config.text_head.object_name,
-            masks=masks, images=images, namer=namer, flag=flag)
+            masks=masks, images=images, namer=namer)
 
     def calibrate(self, images, labels, references=None, object_name: str | None = None,
                   progress: bool = False) -> float:

@@ -112,7 +112,8 @@ def _detect_in_process(args, config, state) -> int:
         config = replace(config, runtime=replace(config.runtime, device=str(state.device)))  # one per process
     discovery = requested_discovery(args)  # its options checked before the model loads
     detector = make_detector(args, config)
-    step = DiscoveryStep(detector, discovery, config.text_head.object_name) if discovery and main_process else None
+    step = DiscoveryStep(detector, discovery, config.text_head.object_name) if discovery is not None and main_process \
+        else None
     if detector.reasoning is not None and detector.reasoning.definition is not None and main_process:
         print(f"definition understood as: {detector.reasoning.definition.summary()}", file=sys.stderr)
     references = args.references

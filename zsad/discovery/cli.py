@@ -149,7 +149,7 @@ class DiscoveryStep:
         self.found = None
 
     def find(self, results):
-        self.found = self.detector.discover(results, self.settings, object_name=self.object_name, flag=self.FLAG)
+        self.found = self.detector.discover(results, self.settings, object_name=self.object_name)
         return self.found
 
     def writer(self):

@@ -104,8 +104,7 @@ def run_eval(args: argparse.Namespace, make_detector: Callable[[argparse.Namespa
                    seeds=seeds, references=references, object_name=getattr(args, "object_name", None),
                    progress=True, dataset_options=options, good_images=_good_images(args))
     if discovery is not None:
-        discover_run(run, lambda results, name: detector.discover(results, discovery, object_name=name,
-                                                                  flag="--discover-naming"),
+        discover_run(run, lambda results, name: detector.discover(results, discovery, object_name=name),
                      discovery, out, object_name=getattr(args, "object_name", None))
     path = save_run(run, out)
     if run.random_weights:
