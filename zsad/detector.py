@@ -325,11 +325,19 @@ class Detector:
         }
         return settings
 
-    def discover(self, results: list[AnomalyResult], **options):
-        """Defect types of ``results`` (``zsad.discovery.discover``), embedded with this detector's backbone."""
-        from zsad.discovery import discover
+    def discover(self, results: list[AnomalyResult], settings=None, *, object_name: str | None = None,
+                 masks=None, images=None, namer=None, **options):
+        """Defect types of ``results`` (``zsad.discovery``), embedded with this detector's backbone and named with
+        its LLM when one is configured. ``options``: ``DiscoverySettings`` fields (``types=4``, ...) over
+        ``settings``."""
+        from zsad.discovery.configured import discover_configured
+        from zsad.discovery.settings import discovery_settings
 
-        return discover(results, self.backbone, object_name=self.config.text_head.object_name, **options)
+        return discover_configured(
+            results, self.backbone, discovery_settings(settings, **options),
+            llm=self.reasoning.llm if self.reasoning is not None else None,
+            send_images=self.config.reasoning.llm_images, object_name=object_name or self.config.text_head.object_name,
+            masks=masks, images=images, namer=namer)
 
     def calibrate(self, images, labels, references=None, object_name: str | None = None,
                   progress: bool = False) -> float:

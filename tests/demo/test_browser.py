@@ -209,3 +209,23 @@ def test_the_preset_sets_backbone_and_method_and_the_page_shows_what_ran(server,
     used = page.locator("#settings-used").inner_text()
     assert "preset: winclip" in used and "ran winclip" in used and "backbone.name: option" in used, used
     context.close()
+
+
+def test_group_by_defect_type(server, browser, examples):
+    context, page = _open(browser, server)
+    _run(page, examples[0][:9], 9)
+    slider = page.locator("#threshold input[type=range]")
+    slider.focus()
+    slider.press("Home")  # every image anomalous: all of them are grouped
+    page.wait_for_function("document.querySelector('#summary').innerText.includes('9 anomalous')")
+    _settled(page)
+    page.locator("#group-types input[type=checkbox]").check()
+    page.wait_for_function("document.querySelector('#defect-types').innerText.includes('defect type')")
+    text = page.locator("#defect-types").inner_text()
+    assert "among 9 anomalous image(s)" in text
+    captions = page.locator("#gallery .caption-label").all_inner_texts()
+    assert len(captions) == 9 and all(c.startswith("[") for c in captions)
+    page.locator("#group-types input[type=checkbox]").uncheck()
+    page.wait_for_function("document.querySelector('#defect-types').innerText.trim() === ''")
+    assert not any(c.startswith("[") for c in page.locator("#gallery .caption-label").all_inner_texts())
+    context.close()

@@ -116,3 +116,30 @@ def test_a_folder_without_results_is_a_one_line_error(tmp_path):
     (tmp_path / "results.json").write_text("{")
     with pytest.raises(ZsadError, match="not a zsad results file"):
         load_run(tmp_path)
+
+
+def test_discover_names_types_with_a_local_llm_and_records_a_failure(run_dir, tmp_path, server, capsys):
+    _, out = run_dir
+    server.default = lambda body: json.dumps({"name": "woven flaw", "description": "A flaw in the weave."})
+    llm = ["--naming", "llm", "--llm-base-url", server.base_url, "--llm-model", "scripted"]
+    assert _discover(str(out), "--threshold=-1e9", "--types", "2", "--out", str(tmp_path / "a"), "--no-sheets",
+                     *llm) == 0
+    document = json.loads((tmp_path / "a" / "types.json").read_text())
+    assert [t["name"] for t in document["types"]] == ["woven flaw", "woven flaw 2"]
+    assert all(t["named_by"] == "llm" and t["description"] == "A flaw in the weave." for t in document["types"])
+    assert document["settings"]["naming"] == "llm" and not (tmp_path / "a" / "sheets").exists()
+    server.default, server.script = None, [("status", 503)] * 6  # 3 attempts per type
+    with pytest.warns(UserWarning, match="type namer failed"):
+        assert _discover(str(out), "--threshold=-1e9", "--types", "2", "--out", str(tmp_path / "b"), *llm) == 0
+    document = json.loads((tmp_path / "b" / "types.json").read_text())
+    assert [t["name"] for t in document["types"]] == ["type 1", "type 2"]
+    assert all("failed after 3 attempts" in t["naming_error"] for t in document["types"])
+    assert "numbered name kept" in capsys.readouterr().out
+
+
+def test_naming_llm_without_an_llm_is_refused(run_dir, tmp_path):
+    from zsad.errors import ZsadError
+
+    _, out = run_dir
+    with pytest.raises(ZsadError, match="--naming llm needs an LLM"):
+        _discover(str(out), "--naming", "llm", "--out", str(tmp_path))

@@ -101,14 +101,18 @@ def _detect_in_process(args, config, state) -> int:
     from dataclasses import replace
 
     from zsad.data.images import load_image
-    from zsad.outputs import ScoreJournal, check_output_folder, write_results
+    from zsad.discovery.cli import DiscoveryStep, requested_discovery
+    from zsad.outputs import WRITERS, ScoreJournal, check_output_folder, write_results, writers_with
     from zsad.parallel import is_main
 
     main_process = is_main(state)
     out = check_output_folder(Path(args.out)) if main_process else Path(args.out)
     if state is not None and config.runtime.device == "auto":
         config = replace(config, runtime=replace(config.runtime, device=str(state.device)))  # one per process
+    discovery = requested_discovery(args)  # its options checked before the model loads
     detector = make_detector(args, config)
+    step = DiscoveryStep(detector, discovery, config.text_head.object_name) if discovery is not None and main_process \
+        else None
     if detector.reasoning is not None and detector.reasoning.definition is not None and main_process:
         print(f"definition understood as: {detector.reasoning.definition.summary()}", file=sys.stderr)
     references = args.references
@@ -132,7 +136,7 @@ def _detect_in_process(args, config, state) -> int:
     run_info = {"command": "detect", "inputs": [str(p) for p in args.paths], "references": args.references,
                 "processes": 1 if state is None else state.num_processes, "settings": detector.describe()}
     report = write_results(results, out, run_info, load_image=lambda r: load_image(r.path).image,
-                           progress=True, resume=args.resume)
+                           progress=True, resume=args.resume, writers=writers_with(step.writer()) if step else WRITERS)
     failed = [r for r in results if r.error]
     anomalous = sum(r.is_anomalous is True for r in results)
     scored = len(results) - len(failed)
@@ -140,6 +144,8 @@ def _detect_in_process(args, config, state) -> int:
           f"{len(failed)} skipped -> {report}")
     for result in failed:
         print(f"skipped: {result.error}", file=sys.stderr)
+    if step:
+        step.report(out)
     return 1 if len(failed) == len(results) else 0
 
 
@@ -176,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     from zsad import __version__
     from zsad.data.synth import DEFECT_TYPES, SYNTH_CATEGORIES
     from zsad.demo.cli import add_demo_parser
-    from zsad.discovery.cli import add_discover_parser
+    from zsad.discovery.cli import add_discover_flags, add_discover_parser
     from zsad.evaluation.cli import add_eval_arguments
     from zsad.learning.cli import add_adapters_parser, add_train_parser, run_adapters
     from zsad.report.cli import add_report_parser
@@ -201,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--processes", type=positive_int, default=1,
                         help="split the images between this many processes on this machine (torchrun)")
     add_detector_options(detect)
+    add_discover_flags(detect)
     detect.set_defaults(run=cmd_detect)
 
     evaluate = commands.add_parser("eval", help="metrics on a labelled dataset; writes a run folder for `zsad report`",

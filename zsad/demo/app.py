@@ -9,9 +9,11 @@ message box and as a toast; the page keeps its previous results and stays usable
 import logging
 import os
 import tempfile
+from dataclasses import replace
 
+from zsad.demo.grouping import discover_types, grouped_gallery, result_index, types_text
 from zsad.demo.session import (
-    DemoSettings, DetectorCache, RunRequest, RunState, apply_threshold, detail, gallery, initial_backbone,
+    DemoSettings, DetectorCache, RunRequest, RunState, apply_threshold, detail, initial_backbone,
     make_examples, preset_choice, preset_names, prompt_choices, run_detection, settings_text, slider_bounds, summary,
     table_rows, write_csv, TABLE_COLUMNS,
 )
@@ -54,11 +56,11 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
     def views(state: RunState, index: int = 0):
         picture, explanation, rules = detail(state, index)
         return (
-            gallery(state), pd.DataFrame(table_rows(state), columns=TABLE_COLUMNS), write_csv(state),
-            summary(state), picture, explanation, rules, settings_text(state.settings),
+            grouped_gallery(state), pd.DataFrame(table_rows(state), columns=TABLE_COLUMNS), write_csv(state),
+            summary(state), picture, explanation, rules, settings_text(state.settings), types_text(state),
         )
 
-    def run(files, references, object_name, definition, backbone, method, prompts, preset, mode, threshold,
+    def run(files, references, object_name, definition, backbone, method, prompts, preset, mode, threshold, group,
             progress=gr.Progress(track_tqdm=True)):
         request = RunRequest(
             images=files, references=references, object_name=object_name, definition=definition, method=method,
@@ -68,13 +70,14 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
         )
         try:
             state = run_detection(cache, request, settings, status=lambda f, d: progress(f, desc=d))
+            state = discover_types(cache, state) if group else state
         except ZsadError as error:
             gr.Warning(str(error))
-            return (gr.skip(),) * 10 + (f"**Could not run:** {error}", gr.skip())
+            return (gr.skip(),) * 11 + (f"**Could not run:** {error}", gr.skip())
         except Exception as error:  # a bug: keep the page alive, log the traceback on the server only
             log.exception("demo run failed")
             gr.Warning(f"internal error ({type(error).__name__}); see the server log")
-            return (gr.skip(),) * 10 + (f"**Internal error** ({type(error).__name__}: {error}); see the server log",
+            return (gr.skip(),) * 11 + (f"**Internal error** ({type(error).__name__}: {error}); see the server log",
                                         gr.skip())
         for note in state.notes:
             gr.Warning(note)
@@ -83,17 +86,32 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
         slider = gr.Slider(minimum=low, maximum=high, value=value, step=step, interactive=True)
         return (state, 0, *views(state), _messages(state.notes), slider)
 
-    def move_threshold(state: RunState | None, threshold, index):
+    def move_threshold(state: RunState | None, threshold, index, group):
+        if state is None or not state.scores:
+            return (gr.skip(),) * 11
+        state = apply_threshold(state, float(threshold))
+        try:
+            state = discover_types(cache, state) if group else state  # the anomalous set changed: its types too
+        except ZsadError as error:
+            gr.Warning(f"could not group by defect type: {error}")
+        return (state, *views(state, index or 0), SLIDER)
+
+    def group_by_type(state: RunState | None, group, index):
         if state is None or not state.scores:
             return (gr.skip(),) * 10
-        state = apply_threshold(state, float(threshold))
-        return (state, *views(state, index or 0), SLIDER)
+        try:
+            state = discover_types(cache, state) if group else replace(state, discovery=None)
+        except ZsadError as error:
+            gr.Warning(str(error))
+            return (gr.skip(),) * 10
+        return (state, *views(state, index or 0))
 
     def select(state: RunState | None, evt: gr.SelectData):
         if state is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        picture, explanation, rules = detail(state, evt.index)
-        return evt.index, picture, explanation, rules
+        index = result_index(state, evt.index)  # the gallery may be ordered by type
+        picture, explanation, rules = detail(state, index)
+        return index, picture, explanation, rules
 
     def choose_preset(choice):
         values = preset_choice(None if choice == "(none)" else choice)
@@ -143,6 +161,9 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
             with gr.Column(scale=2):
                 messages = gr.Markdown(elem_id="messages")
                 overview = gr.Markdown(elem_id="summary")
+                group = gr.Checkbox(False, label="Group by defect type (the anomalous images, named by type)",
+                                    elem_id="group-types")
+                types = gr.Markdown(elem_id="defect-types")
                 pictures = gr.Gallery(label="Heat maps (click one to inspect it)", columns=4, height="auto",
                                       object_fit="contain", format="png", elem_id="gallery", interactive=False,
                                       allow_preview=False)  # the selected image is shown large below
@@ -158,16 +179,19 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
                                      interactive=False, max_height=1200, elem_id="results-table")
                 csv_file = gr.File(label="results.csv", interactive=False, elem_id="csv")
 
-        outputs_views = [pictures, table, csv_file, overview, large, explanation, rules, used]
+        outputs_views = [pictures, table, csv_file, overview, large, explanation, rules, used, types]
         run_button.click(
-            run, [files, references, object_name, definition, backbone, method, prompts, preset, mode, threshold],
+            run, [files, references, object_name, definition, backbone, method, prompts, preset, mode, threshold,
+                  group],
             [state, selected, *outputs_views, messages, threshold],
             concurrency_limit=1, concurrency_id="model", show_progress="full",
         )
-        threshold.input(move_threshold, [state, threshold, selected], [state, *outputs_views, mode],
+        threshold.input(move_threshold, [state, threshold, selected, group], [state, *outputs_views, mode],
                         trigger_mode="always_last", concurrency_limit=4, concurrency_id="view", show_progress="hidden")
         pictures.select(select, [state], [selected, large, explanation, rules], concurrency_id="view",
                         show_progress="hidden")
+        group.input(group_by_type, [state, group, selected], [state, *outputs_views], concurrency_limit=1,
+                    concurrency_id="model")
         example_button.click(use_examples, None, [files, references, object_name], concurrency_id="view")
         preset.input(choose_preset, [preset], [backbone, method], concurrency_id="view")
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=1)

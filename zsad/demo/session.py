@@ -123,6 +123,9 @@ class RunState:
     notes: list[str] = field(default_factory=list)  # what the page should tell the user about this run
     workdir: str | None = None  # this run's folder for results.csv (rewritten in place when the threshold moves)
     settings: dict[str, Any] = field(default_factory=dict)  # what ran (``Detector.describe()``)
+    detector_options: dict[str, Any] = field(default_factory=dict)  # the cache key of the run's detector
+    object_name: str | None = None
+    discovery: Any = None  # defect types of the anomalous images (``zsad.demo.grouping``), None when not grouped
 
     @property
     def scores(self) -> list[float]:
@@ -206,7 +209,8 @@ def run_detection(cache: DetectorCache, request: RunRequest, settings: DemoSetti
     state = RunState(results=results, images=images, value_range=display_range(scored),
                      auto_threshold=scored[0].threshold if scored else None,
                      auto_rule=scored[0].threshold_rule if scored else "", notes=notes,
-                     settings=detector.describe())
+                     settings=detector.describe(), detector_options=detector_options,
+                     object_name=request.object_name or None)
     for result in results:
         if result.error:
             notes.append(f"{result.name}: {result.error}")
@@ -281,7 +285,7 @@ def apply_threshold(state: RunState, threshold: float) -> RunState:
             result.explanation = explainer.explain(result, list(result.regions))
         results.append(result)
     notes = [n for n in state.notes if not n.startswith("no verdict")]
-    return replace(state, results=results, notes=notes)
+    return replace(state, results=results, notes=notes, discovery=None)  # types belonged to the old anomalous set
 
 
 def slider_bounds(state: RunState) -> tuple[float, float, float]:
@@ -405,14 +409,20 @@ def summary(state: RunState) -> str:
 
 
 def write_csv(state: RunState, folder: str | Path | None = None) -> str:
-    """results.csv of the run as shown (one row per image, the same writer as ``zsad detect``'s CSV)."""
+    """results.csv of the run as shown (one row per image, the same writer as ``zsad detect``'s CSV; with the
+    ``defect_type`` columns when grouped by type)."""
     from zsad.outputs import write_csv as write_results_csv
 
     if folder is None:
         if state.workdir is None:
             state.workdir = tempfile.mkdtemp(prefix="zsad-demo-run-")
         folder = state.workdir
-    return str(write_results_csv([result.to_record() for result in state.results], Path(folder) / "results.csv"))
+    records = [result.to_record() for result in state.results]
+    if state.discovery is not None:
+        from zsad.discovery.writer import annotate_records
+
+        records = annotate_records(records, state.discovery)
+    return str(write_results_csv(records, Path(folder) / "results.csv"))
 
 
 def make_examples(folder: str | Path, n_good: int = 6, size: int = 256, seed: int = 0) -> tuple[list[str], list[str]]:

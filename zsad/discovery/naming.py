@@ -8,17 +8,18 @@ phrases: the assignment maximises the summed similarity (Hungarian method), so t
 there are at least as many phrases as types; with fewer phrases each type takes its best one. The similarities are
 kept so a reader can see how close the runner-up was (random-weight test models give arbitrary names).
 
-A namer hook (e.g. an LLM; not implemented here while the reasoning layer is reworked) is any callable that takes a
-type's ``TypeFacts`` and returns (short name, description). Its name passes the reasoning layer's phrase hygiene
-(``clean_phrase``: printable, one line, no braces or markers, at most 80 characters); a namer that fails or
-returns nothing usable leaves the CLIP or numbered name in place, with a warning. The reasoning layer (and with it
-pydantic and the LLM clients) is imported only when a name is made.
+A namer hook is any callable that takes a type's ``TypeFacts`` and returns (short name, description); the LLM namer
+(``naming_llm.LLMNamer``) is one. Its name passes the reasoning layer's phrase hygiene (``clean_phrase``:
+printable, one line, no braces or markers, at most 80 characters); a namer that fails or returns nothing usable
+leaves the CLIP or numbered name in place, with a warning, and the type records why (``Naming.error``), so a
+reader of types.json sees which names came from where. The reasoning layer (and with it pydantic and the LLM
+clients) is imported only when a name is made.
 """
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -87,20 +88,44 @@ def numbered(k: int) -> list[str]:
     return [f"type {i + 1}" for i in range(k)]
 
 
-def apply_namer(namer: Namer, facts: TypeFacts, fallback: str) -> tuple[str, str]:
-    """(name, description) from the namer, cleaned; ``(fallback, "")`` when it fails or returns nothing usable."""
+@dataclass(frozen=True)
+class Naming:
+    """A type's name, its description, who gave it (``vocabulary``, ``numbered``, ``llm``, ``namer``) and, when a
+    namer failed and the earlier name was kept, the error."""
+
+    name: str
+    description: str = ""
+    source: str = "numbered"
+    error: str | None = None
+
+
+def apply_namer(namer: Namer, facts: TypeFacts, fallback: Naming) -> Naming:
+    """The namer's (name, description), cleaned; ``fallback`` with the error recorded when it fails or returns
+    nothing usable. ``namer.source`` (if it has one) says who named, else ``namer``."""
     from zsad.reasoning.vocabulary import clean_phrase
 
+    source = getattr(namer, "source", "namer")
     try:
         answer = namer(facts)
     except Exception as error:  # a namer is user code or a remote model: one failure must not lose the discovery
-        warnings.warn(f"type namer failed on {fallback} ({type(error).__name__}: {error}); kept the name {fallback!r}")
-        return fallback, ""
+        message = f"{type(error).__name__}: {error}"
+        warnings.warn(f"type namer failed on {fallback.name} ({message}); kept the name {fallback.name!r}")
+        return replace(fallback, error=message)
     if not answer:
-        return fallback, ""
+        return replace(fallback, error=f"{source} returned no name")
     name, description = (answer, "") if isinstance(answer, str) else (answer[0], answer[1] if len(answer) > 1 else "")
     name = clean_phrase(name)
     if not name:
-        warnings.warn(f"type namer returned no usable name for {fallback}; kept the name {fallback!r}")
-        return fallback, ""
-    return name, " ".join(str(description or "").split())[:400]
+        warnings.warn(f"type namer returned no usable name for {fallback.name}; kept the name {fallback.name!r}")
+        return replace(fallback, error=f"{source} returned no usable name")
+    return Naming(name, " ".join(str(description or "").split())[:400], source)
+
+
+def unique_names(names: Sequence[str]) -> list[str]:
+    """``names`` with repeats numbered ("scratch", "scratch 2"): two types never share a name in a table."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name} {seen[name]}")
+    return out

@@ -29,11 +29,13 @@ from zsad.discovery.clustering import (
 from zsad.discovery.features import NAMING, RegionEmbedder, default_kind
 from zsad.discovery.naming import (
     Namer,
+    Naming,
     TypeFacts,
     apply_namer,
     distinct_phrases,
     numbered,
     phrase_similarity,
+    unique_names,
     vocabulary_phrases,
 )
 from zsad.discovery.regions import Crop, anomaly_crops, main_element, search_range
@@ -77,7 +79,8 @@ class ImageType:
 @dataclass
 class DefectType:
     """A discovered type. count: images of this type; regions: crops clustered into it; mean_area: mean share of
-    the image its regions cover; location: the most common position of its regions, in words."""
+    the image its regions cover; location: the most common position of its regions, in words; named_by: who gave
+    the name (``vocabulary``, ``numbered``, ``llm``, ``namer``); naming_error: why a namer's name is not used."""
 
     index: int
     name: str
@@ -90,6 +93,8 @@ class DefectType:
     location: str
     mean_area: float
     candidates: list[tuple[str, float]] = field(default_factory=list)
+    named_by: str = "numbered"
+    naming_error: str | None = None
 
     def to_dict(self) -> dict:
         record = asdict(self)
@@ -151,14 +156,20 @@ def image_masks(results: Sequence[AnomalyResult], masks=None) -> list[np.ndarray
             for r, m in zip(results, given)]
 
 
-def _load(result: AnomalyResult, images: ImageSource | None) -> Image.Image:
+def load_result(result: AnomalyResult, images: ImageSource | None = None) -> Image.Image:
+    """The result's image in RGB at its original size (where crop boxes are): from ``images(result)``, else re-read
+    from its path."""
     if images is not None:
-        return images(result).convert("RGB")
-    if not result.path:
+        image = images(result).convert("RGB")
+    elif not result.path:
         raise ZsadError(f"{result.name}: no file path to re-read the image from; pass images=callable(result)")
-    from zsad.data.images import load_image
+    else:
+        from zsad.data.images import load_image
 
-    return load_image(result.path).image
+        image = load_image(result.path).image
+    if result.original_size is not None and image.size != tuple(result.original_size):
+        image = image.resize(tuple(result.original_size), Image.BILINEAR)
+    return image
 
 
 def _typical(words: list[str]) -> str:
@@ -207,12 +218,10 @@ def embed_regions(
     for result, mask in zip(chosen, image_masks(chosen, masks)):
         image_crops = anomaly_crops(mask, result.grid_map, result.original_size, max_crops=max_crops)
         try:
-            image = _load(result, images)
+            image = load_result(result, images)
         except ZsadError as error:
             warnings.warn(f"discovery skipped {result.name}: {error}")
             continue
-        if image.size != tuple(result.original_size):
-            image = image.resize(tuple(result.original_size), Image.BILINEAR)
         embedder.add(image, mask, image_crops)
         owners += [len(kept)] * len(image_crops)
         crops += image_crops
@@ -255,13 +264,13 @@ def group(
     area = np.array([c.area for c in crops])
     image_type, confidence, _ = merge_regions(probabilities, owner, area, len(kept))
     k = len(centres)
-    names = numbered(k)
+    names, named_by = numbered(k), "numbered"
     candidates: list[list[tuple[str, float]]] = [[] for _ in range(k)]
     if NAMING in regions.vectors and backbone is not None:
         pool = vocabulary_phrases(phrases, vocabulary)
         naming = np.stack([regions.vectors[NAMING][labels == t].mean(0) for t in range(k)])
         similarity = phrase_similarity(naming, backbone, pool, object_name)
-        names = distinct_phrases(similarity, pool)
+        names, named_by = distinct_phrases(similarity, pool), "vocabulary"
         candidates = [[(pool[j], float(row[j])) for j in np.argsort(-row)[:3]] for row in similarity]
         settings["phrases"] = len(pool)
     region_types = [RegionType(kept[o].name, c, int(t), float(probabilities[i, t]))
@@ -278,13 +287,17 @@ def group(
             mean_score=float(np.mean(scores)) if scores else None,
             location=_typical([position_words(*c.centre) for c in own]),
             mean_area=float(np.mean([c.area_fraction for c in own])) if own else 0.0,
-            candidates=candidates[t],
+            candidates=candidates[t], named_by=named_by,
         ))
     if namer is not None:
         for item in defect_types:
             facts = TypeFacts(item.index, item.count, item.exemplars, item.mean_score, item.location, item.mean_area,
                               [r.to_dict() for r in region_types if r.type == item.index], item.candidates)
-            item.name, item.description = apply_namer(namer, facts, item.name)
+            naming = apply_namer(namer, facts, Naming(item.name, item.description, item.named_by))
+            item.name, item.description, item.named_by, item.naming_error = (
+                naming.name, naming.description, naming.source, naming.error)
+        for item, name in zip(defect_types, unique_names([t.name for t in defect_types])):
+            item.name = name
     image_records = [
         ImageType(r.name, r.path, r.score, int(image_type[i]), defect_types[image_type[i]].name,
                   float(confidence[i]), int((owner == i).sum()))

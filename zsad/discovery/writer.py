@@ -1,6 +1,12 @@
 """What discovery writes: ``types.json``, ``images.csv``, a contact sheet PNG per type, and the two per-image fields
 for results.json/csv (``defect_type``, ``defect_type_confidence``).
 
+``discovery_writer`` is the same as a writer of ``zsad.outputs`` (``writer(results, records, output)``), for
+``zsad detect --discover``: run before the tables (``zsad.outputs.writers_with``), it discovers the run's types,
+writes the folder below into ``<out>/discovery``, adds the two fields to every record and the settings and a
+summary of the types to the run description (``results.json["discovery"]``). A discovery that fails with an
+expected problem (``ZsadError``) is a warning and a recorded error: the detection results are written all the same.
+
 Layout of a discovery folder::
 
     types.json                     settings, the K estimate, and per type: name, count, exemplar images, mean
@@ -13,12 +19,17 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from zsad.discovery.pipeline import Discovery
+from zsad.discovery.pipeline import Discovery, ImageType, load_result
+from zsad.discovery.settings import DiscoverySettings
+from zsad.errors import ZsadError
+from zsad.results import AnomalyResult
 
 TILE = 160
 COLUMNS = 4
@@ -29,12 +40,51 @@ def annotate_records(records: list[dict], discovery: Discovery) -> list[dict]:
     """Copies of results.json records (``AnomalyResult.to_record``) with ``defect_type`` (the type's name, None
     for images not discovered) and ``defect_type_confidence``; matched by record ``name``."""
     found = discovery.by_image()
-    annotated = []
-    for record in records:
-        image = found.get(record.get("name"))
-        annotated.append({**record, "defect_type": image.type_name if image else None,
-                          "defect_type_confidence": round(image.confidence, 6) if image else None})
-    return annotated
+    return [{**record, **type_fields(found.get(record.get("name")))} for record in records]
+
+
+def type_fields(image: ImageType | None) -> dict[str, Any]:
+    """``{"defect_type", "defect_type_confidence"}`` of one image (both None when it was not discovered)."""
+    return {"defect_type": image.type_name if image else None,
+            "defect_type_confidence": round(image.confidence, 6) if image else None}
+
+
+SUMMARY_KEYS = ("index", "name", "description", "count", "regions", "mean_score", "location", "mean_area",
+                "exemplars", "named_by", "naming_error")
+
+
+def summary(discovery: Discovery | None, settings: DiscoverySettings, folder: str | None = None,
+            error: str | None = None) -> dict[str, Any]:
+    """What a run description records of its discovery: the settings, what ran, the K estimate, each type without
+    its image list (the records carry each image's type), the folder of types.json, or the error."""
+    out: dict[str, Any] = {"settings": settings.describe(), "folder": folder, "error": error}
+    if discovery is not None:
+        out.update(ran=discovery.settings, k=discovery.k.to_dict(), images=len(discovery.images),
+                   types=[{key: d[key] for key in SUMMARY_KEYS} for d in (t.to_dict() for t in discovery.types)])
+    return out
+
+
+def discovery_writer(find: Callable[[Sequence[AnomalyResult]], Discovery], settings: DiscoverySettings,
+                     folder: str = "discovery"):
+    """A ``zsad.outputs`` writer that discovers the run's types with ``find(results)`` (see the module doc)."""
+
+    def write_types(results: list[AnomalyResult], records: list[dict], output) -> None:
+        try:
+            found = find(results)
+        except ZsadError as error:
+            warnings.warn(f"defect-type discovery failed ({error}); the results are written without types")
+            output.run_info["discovery"] = summary(None, settings, error=str(error))
+            found = None
+        else:
+            by_name = {r.name: r for r in results}
+            load = (lambda name: load_result(by_name[name])) if settings.sheets else None
+            write_discovery(found, output.out_dir / folder, load)
+            output.run_info["discovery"] = summary(found, settings, folder)
+        images = found.by_image() if found is not None else {}
+        for record in records:
+            record.update(type_fields(images.get(record.get("name"))))
+
+    return write_types
 
 
 def types_document(discovery: Discovery) -> dict:

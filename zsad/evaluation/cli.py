@@ -32,6 +32,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference-lists", default=None,
                         help="JSON file of k-shot reference lists: read when it exists, else drawn and written there")
     _add_layout_options(parser.add_argument_group("data set options"))
+    from zsad.discovery.cli import add_discover_flags
+
+    add_discover_flags(parser)  # --discover, --discover-*: defect types per category (zsad.evaluation.discovery)
 
 
 def _layouts_help() -> str:
@@ -81,8 +84,11 @@ def _good_images(args: argparse.Namespace):
 
 
 def run_eval(args: argparse.Namespace, make_detector: Callable[[argparse.Namespace], object]) -> int:
+    from zsad.discovery.cli import requested_discovery
+    from zsad.discovery.configured import check_naming
     from zsad.errors import ZsadError
     from zsad.evaluation import evaluate, plan_evaluation, save_reference_lists, save_run
+    from zsad.evaluation.discovery import discover_run
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -91,6 +97,7 @@ def run_eval(args: argparse.Namespace, make_detector: Callable[[argparse.Namespa
         raise ZsadError("--reference-lists holds k-shot lists; pass --shots K with it (or drop it)")
     seeds = tuple(args.seeds) if args.seeds else ((args.seed,) if args.seed is not None else (0,))
     options = dataset_options(args)
+    discovery = requested_discovery(args)  # its options checked before the data and the model are read
     lists_path = Path(args.reference_lists) if args.shots and args.reference_lists else None
     plan = plan_evaluation(args.dataset, Path(args.root), args.categories, args.shots, seeds,
                            references=lists_path if lists_path is not None and lists_path.is_file() else None,
@@ -98,7 +105,14 @@ def run_eval(args: argparse.Namespace, make_detector: Callable[[argparse.Namespa
     if lists_path is not None and not lists_path.is_file():
         save_reference_lists(plan.lists, lists_path)
         print(f"wrote reference lists to {lists_path}", file=sys.stderr)
-    run = evaluate(make_detector(args), plan=plan, object_name=getattr(args, "object_name", None), progress=True)
+    detector = make_detector(args)
+    if discovery is not None:
+        check_naming(discovery, detector.reasoning.llm if detector.reasoning is not None else None,
+                     "--discover-naming")
+    run = evaluate(detector, plan=plan, object_name=getattr(args, "object_name", None), progress=True)
+    if discovery is not None:
+        discover_run(run, lambda results, name: detector.discover(results, discovery, object_name=name),
+                     discovery, out, object_name=getattr(args, "object_name", None))
     path = save_run(run, out)
     if run.random_weights:
         print("note: randomly initialised backbone; these numbers say nothing about accuracy with trained weights",
@@ -109,5 +123,9 @@ def run_eval(args: argparse.Namespace, make_detector: Callable[[argparse.Namespa
             print(f"\n{kind}:\n{table.to_markdown()}")
     for category, note in run.notes.items():
         print(f"{category}: {note}", file=sys.stderr)
+    for item in run.discovery.get("passes", []):
+        found = f"{len(item['types'])} defect types in {item['images']} images" if item.get("types") is not None \
+            else f"no types ({item['error']})"
+        print(f"{item['category']} (seed {item['seed']}): {found} -> {out / (item['folder'] or '')}", file=sys.stderr)
     print(f"wrote {path.parent} (render it with: zsad report {path.parent} --out REPORT_DIR)", file=sys.stderr)
     return 0

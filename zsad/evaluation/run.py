@@ -4,7 +4,8 @@
 
 - ``run.json``: the run description (environment, backbone, weights fingerprint, settings, data set, shots, seeds,
   reference lists), notes, the per-seed and overall metric tables (fractions) and one record per image (category,
-  seed, path, label, defect, mask path, score, verdict, threshold, per-evidence scores, original size, error);
+  seed, path, label, defect, mask path, score, verdict, threshold, per-evidence scores, original size, error;
+  with ``--discover`` also the discovered ``defect_type`` and its confidence, and ``discovery``: the types per pass);
 - ``grid_maps.npz``: each record's patch-grid map (float32 [h, w]) under the key ``r<index>`` (compressed);
 - ``metrics.md`` / ``metrics.json``: the overall table, for people and for scripts written against earlier
   versions of ``zsad eval`` (``metrics.json["metrics"]`` is ``MetricTable.to_dict()``); ``metrics.json`` and
@@ -51,14 +52,18 @@ class ImageRecord:
     evidence: dict[str, dict[str, float]] = field(default_factory=dict)
     original_size: tuple[int, int] | None = None  # (width, height)
     error: str | None = None
+    defect_type: str | None = None  # discovered type (``zsad eval --discover``), never the label
+    defect_type_confidence: float | None = None
     grid_map: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
-    def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "grid_map"}
+    def to_dict(self, types: bool = True) -> dict[str, Any]:
+        """JSON-ready; without the discovered type fields when ``types`` is False (runs without discovery)."""
+        skip = ("grid_map",) if types else ("grid_map", "defect_type", "defect_type_confidence")
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
         out["original_size"] = list(self.original_size) if self.original_size else None
         return out
 
@@ -80,6 +85,8 @@ class EvaluationRun:
     defect_tables: per category, a table with one row per defect type (mean over seeds).
     protocol_tables: a data set's official protocol tables, by name (MVTec LOCO AD: ``logical_anomalies``,
         ``structural_anomalies`` and their ``mean``, rows = categories; mean over seeds); empty for the others.
+    discovery: with ``zsad eval --discover``, the settings and per (category, seed) pass a summary of the
+        discovered types (``zsad.evaluation.discovery``); the records then carry ``defect_type``.
     """
 
     records: list[ImageRecord]
@@ -90,6 +97,7 @@ class EvaluationRun:
     postprocess: dict[str, Any] | None = None
     defect_tables: dict[str, MetricTable] = field(default_factory=dict)
     protocol_tables: dict[str, MetricTable] = field(default_factory=dict)
+    discovery: dict[str, Any] = field(default_factory=dict)
 
     @property
     def random_weights(self) -> bool:
@@ -142,7 +150,8 @@ def save_run(run: EvaluationRun, out_dir: str | Path) -> Path:
         "metrics": run.table.to_dict(),
         "metrics_by_seed": {str(seed): table.to_dict() for seed, table in run.tables.items()},
         **breakdowns(run),
-        "records": [r.to_dict() for r in run.records],
+        **({"discovery": run.discovery} if run.discovery else {}),
+        "records": [r.to_dict(types=bool(run.discovery)) for r in run.records],
     }
     (out / RUN_FILE).write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
     maps = {f"r{i}": r.grid_map.astype(np.float32, copy=False) for i, r in enumerate(run.records)
@@ -193,4 +202,5 @@ def load_run(run_dir: str | Path) -> EvaluationRun:
         postprocess=data.get("postprocess"),
         defect_tables={c: MetricTable.from_dict(t) for c, t in data.get("defect_metrics", {}).items()},
         protocol_tables={n: MetricTable.from_dict(t) for n, t in data.get("protocol_metrics", {}).items()},
+        discovery=data.get("discovery") or {},
     )

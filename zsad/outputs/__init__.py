@@ -8,7 +8,8 @@ Layout of an output folder::
     journal/scored.jsonl  per-image evidence written as each batch is scored, for ``--resume``  (``journal``)
 
 ``write_results`` runs the writers of ``WRITERS`` in order; a new output format is one function with the same
-signature added there.
+signature added there. A stage that adds fields to every record (defect types: ``zsad.discovery.writer``) is a
+writer run before the tables: ``write_results(..., writers=writers_with(its_writer))``.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from zsad.outputs.tables import csv_writer, json_writer, write_csv
 from zsad.results import AnomalyResult
 
 __all__ = ["JOURNAL", "MAX_OVERLAY_SIDE", "ScoreJournal", "WRITERS", "check_output_folder", "colorize",
-           "display_range", "overlay", "overlay_name", "overlay_size", "RunOutput", "write_csv", "write_results"]
+           "display_range", "overlay", "overlay_name", "overlay_size", "RunOutput", "write_csv", "write_results",
+           "writers_with"]
 
 
 def check_output_folder(out_dir: Path) -> Path:
@@ -44,6 +46,13 @@ def check_output_folder(out_dir: Path) -> Path:
 
 # Writers in order: overlays first (they add each record's overlay path), then the tables that list them.
 WRITERS = (write_overlays, json_writer, csv_writer)
+
+
+def writers_with(writer, writers=WRITERS) -> tuple:
+    """``writers`` with ``writer`` inserted before the tables (``json_writer``), so the fields it adds to the
+    records and the run description are in results.json and results.csv."""
+    position = writers.index(json_writer) if json_writer in writers else len(writers)
+    return (*writers[:position], writer, *writers[position:])
 
 
 def write_results(results: list[AnomalyResult], out_dir: Path, run_info: dict, load_image=None,

@@ -6,7 +6,8 @@ and the published comparison name the setting the run actually ran in (``publish
 k-shot with which lists, reference-based with which images, prompts trained on which data), and every reference
 file is listed with its sha256. Beside the pooled table: the official protocol's tables where the data set has one
 (MVTec LOCO AD: logical, structural and their mean; the comparison then uses the mean's I-AUROC, the protocol's
-number) and a per-defect-type table per category.
+number), a per-defect-type table per category, and for ``zsad eval --discover`` runs the discovered types with
+their NMI / ARI / cluster F1 against the true types (``zsad.report.types``).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from zsad.evaluation.run import EvaluationRun
 from zsad.metrics.table import HEADERS, MEAN_ROW, MetricTable
 from zsad.report import figures
 from zsad.report.published import PublishedRow, matching, protocol_of, read_published, setting_of, why_none
+from zsad.report.types import types_data, types_html, types_markdown
 
 RANDOM_NOTE = ("**Randomly initialised backbone**: these numbers measure the pipeline, not detection accuracy with "
                "trained weights.")
@@ -65,6 +67,7 @@ def report_data(run: EvaluationRun, published: list[PublishedRow] | None = None)
         "metrics_by_seed": {str(s): t.to_dict() for s, t in run.tables.items()},
         "protocol_metrics": {name: t.to_dict() for name, t in run.protocol_tables.items()},
         "defect_metrics": {c: t.to_dict(with_mean=False) for c, t in run.defect_tables.items()},
+        "defect_types": types_data(run),
         "compared_metrics": compared_metrics(run),
         "reference_files": run.description.get("reference_files") or [],
         "reference_lists": run.description.get("reference_lists") or [],
@@ -136,6 +139,7 @@ def markdown(run: EvaluationRun, data: dict[str, Any], figure_files: dict[str, s
         parts.append(f"\n## {title}\n")
         for name, table in tables.items():
             parts.append(f"\n{name}:\n\n" + table.to_markdown(with_mean=with_mean))
+    parts.append(types_markdown(data["defect_types"]))
     parts.append("\n## Published results with the same protocol\n")
     parts.append(published_markdown(data))
     if figure_files:
@@ -250,6 +254,7 @@ def html_page(run: EvaluationRun, data: dict[str, Any], pngs: dict[str, bytes]) 
         for name, table in tables.items():
             rows = table.to_dict(with_mean=with_mean)
             parts.append(f"<h3>{html.escape(name)}</h3>" + _html_table(rows, table.metrics))
+    parts.append(types_html(data["defect_types"], _markdown_table_to_html))
     parts.append("<h2>Published results with the same protocol</h2>")
     parts.append(_markdown_table_to_html(published_markdown(data)))
     if pngs:
