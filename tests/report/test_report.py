@@ -11,9 +11,8 @@ import pytest
 from sklearn.metrics import auc, roc_curve
 from standin_detector import StandInDetector
 
-from zsad.evaluation import evaluate, save_run
 from zsad.evaluation.cli import add_eval_arguments, run_eval
-from zsad.report.cli import add_report_parser, default_published, run_report
+from zsad.report.cli import add_report_parser, default_published
 from zsad.report.figures import pick_examples, roc_points
 from zsad.report.published import PublishedRow, matching, protocol_of, read_published
 
