@@ -81,14 +81,18 @@ def test_llm_explainer_happy_path(server, make_openai_llm, rules, phraser):
     assert schema["properties"]["region"]["enum"] == ["R1", "none"]
 
 
-def test_llm_disagreeing_verdict_is_recorded_not_applied(server, make_openai_llm, rules):
+def test_llm_disagreeing_verdict_is_recorded_not_applied_and_its_text_replaced(server, make_openai_llm, rules):
     server.script = [("reply", llm_answer(verdict="normal", rule="N1", region="none",
                                           explanation="Looks like a reflection."))]
     r = result(True)
     text = LLMExplainer(make_openai_llm(), rules).explain(r, list(r.regions))
     assert r.is_anomalous and r.verdict == "anomalous"  # numeric verdict untouched
     assert r.reasoning["verdict"] == "normal" and r.reasoning["numeric_verdict"] == "anomalous"
-    assert "differs from the numeric verdict" in text
+    # the LLM's text contradicts the verdict that counts: the factual one replaces it, the LLM's stays recorded
+    assert text.startswith("anomalous") and "Looks like a reflection" not in text and "was replaced" in text
+    assert r.reasoning["llm_explanation"] == "Looks like a reflection."
+    assert r.reasoning["replaced"] == "the LLM's verdict is normal, the final verdict is anomalous"
+    assert r.reasoning["explanation"].startswith("anomalous")
 
 
 def test_llm_invented_citation_is_rejected_then_fallback(server, make_openai_llm, rules):
@@ -96,7 +100,8 @@ def test_llm_invented_citation_is_rejected_then_fallback(server, make_openai_llm
     r = result(True)
     text = LLMExplainer(make_openai_llm(), rules).explain(r, list(r.regions))
     assert r.reasoning["source"] == "fallback" and "Deduction" in r.reasoning["error"]
-    assert "breaks rule A" in text and "LLM unavailable" in text
+    assert r.reasoning["cause"] == "invalid answer"
+    assert text.startswith("anomalous") and "LLM unavailable, invalid answer: rule-based explanation" in text
     assert r.is_anomalous and r.score == 0.9
 
 
@@ -107,7 +112,8 @@ def test_llm_unreachable_keeps_result(rules):
                              max_retries=1, backoff=0.0))
     r = result(True)
     LLMExplainer(llm, rules).explain(r, list(r.regions))
-    assert r.reasoning["source"] == "fallback" and "APIConnectionError" in r.reasoning["error"]
+    assert r.reasoning["source"] == "fallback" and r.reasoning["cause"] == "unreachable"
+    assert "cannot reach http://127.0.0.1:9/v1" in r.reasoning["error"]
 
 
 def test_one_call_per_image(server, make_openai_llm, rules):

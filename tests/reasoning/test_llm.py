@@ -43,9 +43,9 @@ def test_fenced_json_is_accepted(server, make_openai_llm):
 def test_timeout_is_retried_then_reported(server, make_openai_llm):
     server.script = [("sleep", 1.0, GOOD)] * 3
     llm = make_openai_llm(timeout=0.2, max_retries=1)
-    with pytest.raises(ReasoningError, match="2 attempts: APITimeoutError"):
+    with pytest.raises(ReasoningError, match=r"2 attempt\(s\): no complete reply within 0.2 s") as caught:
         llm.complete_json(messages(), Answer)
-    assert llm.sleeps == [0.01]
+    assert caught.value.cause == "timeout" and llm.sleeps == [0.01]
 
 
 def test_timeout_then_success(server, make_openai_llm):
@@ -97,10 +97,14 @@ def test_huge_reply_rejected(server, make_openai_llm):
     assert len(server.requests) == 1
 
 
-def test_not_a_chat_completion_body(server, make_openai_llm):
-    server.script = [("body", b"<html>proxy error</html>"), ("body", b"[]")]
-    with pytest.raises(ReasoningError, match="no valid Answer"):
+@pytest.mark.parametrize("body", [b"<html>proxy error</html>", b"[]", b'{"error": {"message": "quota"}}'])
+def test_not_a_chat_completion_body_is_reported_as_such(server, make_openai_llm, body):
+    """A reply that is not a chat completion is said to be one, not validated as if it were the answer, and not
+    repaired or retried (issue 17: the wrong cause was reported)."""
+    server.script = [("body", body)]
+    with pytest.raises(ReasoningError, match="not a chat completion") as caught:
         make_openai_llm().complete_json(messages(), Answer)
+    assert caught.value.cause == "not a chat completion" and len(server.requests) == 1
 
 
 def test_cache_one_call_per_input(server, make_openai_llm):
@@ -179,7 +183,7 @@ def test_offline_backend():
         llm.complete_json(messages(), Answer)
 
 
-def test_transformers_backend_with_stub_pipeline():
+def test_transformers_backend_with_stub_pipeline(tmp_path):
     seen = {}
 
     def factory(task, model):
@@ -191,10 +195,10 @@ def test_transformers_backend_with_stub_pipeline():
 
         return pipe
 
-    llm = TransformersLLM(LLMConfig(backend="transformers", model="/models/tiny"), pipeline_factory=factory)
+    llm = TransformersLLM(LLMConfig(backend="transformers", model=str(tmp_path)), pipeline_factory=factory)
     assert "task" not in seen  # lazy
     assert llm.complete_json(messages(), Answer).verdict == "anomalous"
-    assert seen["task"] == "text-generation" and seen["model"] == "/models/tiny"
+    assert seen["task"] == "text-generation" and seen["model"] == str(tmp_path)
     assert seen["chat"][0]["role"] == "system" and '"verdict"' in seen["chat"][0]["content"]
     assert seen["kwargs"]["do_sample"] is False
     assert TransformersLLM.reply_text([{"generated_text": GOOD}]) == GOOD
