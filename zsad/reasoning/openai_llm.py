@@ -168,9 +168,12 @@ class OpenAIChatLLM(LLM):
                                          cause=error.cause) from None
                 self.wait(error, attempt)
             except ReasoningError as error:
-                if error.cause in ("HTTP 404", "HTTP 405", "HTTP 501"):
+                if error.cause in ("HTTP 404", "HTTP 405"):
                     return  # the server lists no models: it cannot be checked there
-                raise ReasoningError(f"the LLM server at {url}: {error}", cause=error.cause, fatal=True) from None
+                status = int(error.cause[5:]) if error.cause.startswith("HTTP ") else 0
+                hint = HINTS.get(status, "check --llm-base-url and the server's log")
+                raise ReasoningError(f"the LLM server at {url} refused its model list: {error.cause} ({hint})",
+                                     cause=error.cause, fatal=True) from None
         try:
             listed = [item.get("id") for item in json.loads(body.decode("utf-8")).get("data", [])
                       if isinstance(item, dict)]

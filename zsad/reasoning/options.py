@@ -97,6 +97,7 @@ class ReasoningSetup:
         reasoning = result.reasoning
         if reasoning is None:
             return
+        reasoning["verdict_setting"] = self.verdict
         if self.verdict == "llm" and reasoning.get("source") == "llm" and reasoning.get("verdict") in (
                 "anomalous", "normal"):
             result.is_anomalous = reasoning["verdict"] == "anomalous"
