@@ -19,14 +19,13 @@ import tempfile
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PIL import Image, ImageDraw
 
 from zsad.results import AnomalyResult
 
-if TYPE_CHECKING:
-    from zsad.demo.session import RunState
+RunState = Any  # zsad.demo.session.RunState (which imports this module): results, images, value_range, renders
 
 _OUTLINE = {True: (255, 40, 40), False: (255, 255, 255), None: (255, 255, 255)}
 
@@ -43,7 +42,7 @@ class Renders:
         self.drawn = 0  # tiles drawn so far (a slider move that draws none costs no rendering)
         self._lock = threading.Lock()
 
-    def heat_of(self, state: "RunState", index: int) -> Image.Image:
+    def heat_of(self, state: RunState, index: int) -> Image.Image:
         from zsad.outputs.overlays import heat_image
 
         with self._lock:
@@ -52,7 +51,7 @@ class Renders:
                 self.heat[index] = heat_image(state.images[index], result, state.value_range)
             return self.heat[index]
 
-    def tile(self, state: "RunState", index: int) -> str:
+    def tile(self, state: RunState, index: int) -> str:
         from zsad.outputs.overlays import outline_regions, with_legend
 
         result = state.results[index]
@@ -102,7 +101,7 @@ def _error_tile(result: AnomalyResult, side: int = 256) -> Image.Image:
     return tile
 
 
-def gallery(state: "RunState") -> list[tuple[Any, str]]:
+def gallery(state: RunState) -> list[tuple[Any, str]]:
     """One tile per input, in input order: the path of its cached picture (outlines only on anomalous images), or
     an error tile."""
     items: list[tuple[Any, str]] = []
@@ -114,7 +113,7 @@ def gallery(state: "RunState") -> list[tuple[Any, str]]:
     return items
 
 
-def detail(state: "RunState", index: int) -> tuple[Image.Image | None, str, str]:
+def detail(state: RunState, index: int) -> tuple[Image.Image | None, str, str]:
     """The selected image large with its numbered top regions (red: anomalous verdict, white: strongest regions of a
     normal one), its explanation, and what the reasoning layer said (rules), if it ran."""
     from zsad.outputs.overlays import outline_regions, with_legend
@@ -157,7 +156,7 @@ def rules_text(result: AnomalyResult) -> str:
     return "\n".join(lines)
 
 
-def table_rows(state: "RunState") -> list[list]:
+def table_rows(state: RunState) -> list[list]:
     rows = []
     for number, result in enumerate(state.results, start=1):
         rows.append([
@@ -171,7 +170,7 @@ def table_rows(state: "RunState") -> list[list]:
     return rows
 
 
-def summary(state: "RunState") -> str:
+def summary(state: RunState) -> str:
     counts = {"anomalous": 0, "normal": 0, "undecided": 0, "error": 0}
     for result in state.results:
         counts[result.verdict] += 1
@@ -183,7 +182,7 @@ def summary(state: "RunState") -> str:
     return f"{len(state.results)} image(s): {parts}.{rule}"
 
 
-def write_csv(state: "RunState", folder: str | Path | None = None) -> str:
+def write_csv(state: RunState, folder: str | Path | None = None) -> str:
     """results.csv of the run as shown (one row per image, the same writer as ``zsad detect``'s CSV)."""
     from zsad.outputs import write_csv as write_results_csv
 
