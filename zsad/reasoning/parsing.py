@@ -99,6 +99,8 @@ class Definition(BaseModel):
         if self.rule_reading is not None:
             other = _reading(self.rule_reading["defects"], self.rule_reading["normal_variations"])
             text += f"; the rule parser read: {other}"
+        for item in self.ignored:
+            text += f"; ignored {item['text']!r}: {item['why']}"
         return text
 
 
