@@ -244,8 +244,8 @@ class LLM:
             with self._cache_lock:
                 self._cache[key] = answer
             return answer.model_copy(deep=True)
-        raise ReasoningError(f"{self.name} LLM gave no valid {schema.__name__} after a repair round: {last_error}",
-                             cause="invalid answer")
+        raise ReasoningError(f"{self.name} LLM gave no valid {schema.__name__} (one repair round at most): "
+                             f"{last_error}", cause="invalid answer")
 
     def _with_retries(self, messages: list[dict], schema: type[BaseModel], urls: Sequence[str]) -> str:
         attempts = self.config.max_retries + 1
@@ -371,8 +371,12 @@ class TransformersLLM(LLM):
 
     def _complete(self, messages, schema, urls) -> str:
         pipe = self._get_pipeline()
-        output = pipe(self.prompt_messages(messages), max_new_tokens=self.config.max_tokens,
-                      do_sample=False, return_full_text=False)
+        try:
+            output = pipe(self.prompt_messages(messages), max_new_tokens=self.config.max_tokens,
+                          do_sample=False, return_full_text=False)
+        except Exception as error:  # out of memory, a prompt too long for the model: this image falls back
+            raise ReasoningError(f"the local LLM failed to generate ({type(error).__name__}: {str(error)[:200]})",
+                                 cause="generation failed") from None
         return self.reply_text(output)
 
 
