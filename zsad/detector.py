@@ -32,7 +32,7 @@ from zsad.data.images import LoadedImage, load_image
 from zsad.data.preprocess import to_batch
 from zsad.data.sources import Source, expand_sources
 from zsad.errors import ZsadError
-from zsad.explain import Explainer, pixel_threshold, top_regions
+from zsad.explain import Explainer, build_explainer, pixel_threshold, top_regions
 from zsad.parallel import gather, my_share, num_processes, total
 from zsad.postprocess.maps import MapPostprocess
 from zsad.results import AnomalyResult, EvidenceScore
@@ -40,7 +40,7 @@ from zsad.scoring import planning
 from zsad.scoring.base import AnomalyMaps, Scorer, ScorerContext, ScoringRun
 from zsad.scoring.configs import default_postprocess_of
 from zsad.scoring.fusion import fuse
-from zsad.scoring.text_heads import TextHead, is_family_spec, load_text_head
+from zsad.scoring.text_heads import TextHead, load_text_head
 from zsad.verdict import ThresholdRule, decide_threshold
 
 
@@ -83,33 +83,19 @@ class Detector:
         else:
             config = build_config(preset=preset, backbone=backbone, pretrained=pretrained, **options)
         self.config = config
+        if reasoning is None and config.reasoning.active:  # first: its LLM check fails fast, before any model loads
+            from zsad.reasoning.options import reasoning_setup
+            reasoning = reasoning_setup(config.reasoning, config.explainer)
+        self.reasoning = reasoning
         self.device = resolve_device(config.runtime.device)
         self.dtype = resolve_precision(config.runtime.precision, self.device)
         self.backbone = load_backbone(config.backbone, self.device)
-        if reasoning is None and config.reasoning.active:
-            from zsad.reasoning.options import reasoning_setup
-
-            reasoning = reasoning_setup(config.reasoning, config.explainer)
-        self.reasoning = reasoning
-        object_name = config.text_head.object_name
-        transform = None
-        if reasoning is not None:
-            # Definitions and rules extend a prompt set; a head family (learned:, rules:) has none, so they extend
-            # WinCLIP's set instead.
-            base = "winclip" if is_family_spec(config.text_head.prompts) else config.text_head.prompts
-            text_head = text_head or reasoning.text_head(self.backbone, base)
-            transform = reasoning.feature_transform(self.backbone, object_name)
+        object_name = config.text_head.object_name  # the reasoning layer adds a text head and a concept transform
+        text_head, transform = (text_head, None) if reasoning is None else reasoning.hooks(
+            self.backbone, config.text_head.prompts, object_name, text_head)
         self.text_head = load_text_head(text_head or config.text_head.prompts, self.backbone) \
             if self.backbone.has_text else None
-        if explainer is None:
-            from zsad.explain.base import EXPLAINERS, ExplainerContext
-
-            if reasoning is not None:
-                explainer = reasoning.explainer(self.backbone, object_name)
-            else:
-                name = "factual" if config.explainer == "auto" else config.explainer
-                explainer = EXPLAINERS.get(name)(ExplainerContext(backbone=self.backbone, object_name=object_name))
-        self.explainer = explainer
+        self.explainer = explainer or build_explainer(config.explainer, self.backbone, object_name, reasoning)
         self.context = ScorerContext(backbone=BackboneInfo.of(self.backbone), extract=self.extract,
                                      text_head=self.text_head, transform=transform or (lambda f: f),
                                      device=self.device)
@@ -161,8 +147,8 @@ class Detector:
     # -- public API -----------------------------------------------------------------------------------------------
 
     def detect(self, images: Iterable | str | Path | Image.Image | np.ndarray, references=None,
-               object_name: str | None = None, progress: bool = False, *, journal=None,
-               state=None) -> list[AnomalyResult]:
+               object_name: str | None = None, progress: bool = False, *, journal=None, state=None,
+               cancel=None) -> list[AnomalyResult]:
         """Score images; one result per input image, in input order, bad ones with ``error`` set.
 
         images: a path, a folder, a PIL image, an array (H x W, H x W x C, or a batch N x H x W x C), or a list of
@@ -175,6 +161,7 @@ class Detector:
         state: an accelerate ``PartialState`` when several processes run (``zsad.parallel``): each scores a
             contiguous share of the inputs with its own model; mutual scoring gathers the patch tokens and splits
             its query blocks; the main process gets every result (equal to a single-process run), the others [].
+        cancel: a ``threading.Event``; once set (by another thread), the run stops at its next batch (ZsadError).
         The verdict threshold is decided over this call's images (see ``zsad.verdict``), so pass a whole batch.
         """
         sources = expand_sources(images)
@@ -191,7 +178,7 @@ class Detector:
         self.explainer.reset()
         try:
             errors, scored, evidence, scorers = self._score([sources[i] for i in share], scorers, run, journal,
-                                                            state, n_planned=len(planned))
+                                                            state, len(planned), cancel)
             self.last_run = {"scorers": [s.name for s in scorers], "evidence": {s.name: s.describe() for s in scorers}}
             if num_processes(state) > 1:
                 errors, scored, evidence = _gather(state, share, errors, scored, evidence, scorers)
@@ -201,14 +188,14 @@ class Detector:
             for index, result in errors:
                 results[index] = result
             if scored:
-                for image, result in zip(scored, self._decide(scored, evidence, scorers, progress)):
+                for image, result in zip(scored, self._decide(scored, evidence, scorers)):
                     results[image.index] = result
             return results
         finally:
             self.explainer.reset()
 
     def _score(self, sources: list[Source], scorers: list[Scorer], run: ScoringRun, journal, state,
-               n_planned: int):
+               n_planned: int, cancel=None):
         """Stream the inputs through the backbone and the scorers, one batch of decoded images at a time."""
         errors: list[tuple[int, AnomalyResult]] = []
         scored: list[ScoredImage] = []
@@ -217,6 +204,8 @@ class Detector:
         size = self.config.runtime.batch_size
         bar = tqdm(total=len(sources), desc="scoring", unit="img", disable=not run.progress)
         for start in range(0, len(sources), size):
+            if cancel is not None and cancel.is_set():
+                raise ZsadError(f"run cancelled after {start} of {len(sources)} images")
             loaded: list[tuple[int, LoadedImage]] = []
             for index in range(start, min(start + size, len(sources))):
                 source = sources[index]
@@ -278,8 +267,8 @@ class Detector:
                           UserWarning, stacklevel=3)
         return MapPostprocess.of(config.resolved_postprocess(method), self.backbone.input_size)
 
-    def _decide(self, scored: list[ScoredImage], evidence: list[AnomalyMaps], scorers: list[Scorer],
-                progress: bool) -> list[AnomalyResult]:
+    def _decide(self, scored: list[ScoredImage], evidence: list[AnomalyMaps],
+                scorers: list[Scorer]) -> list[AnomalyResult]:
         """Batch-level steps on numbers already in memory: fusion, thresholds, regions, explanations."""
         fused = fuse(evidence)
         scores = fused.scores.numpy().astype(np.float64)
@@ -289,22 +278,19 @@ class Detector:
         pixel = pixel_threshold(grids)
         post = self.postprocess_for(scorers[0].name if len(scorers) == 1 else None)
         self.last_run["postprocess"] = jsonable(post)
-        results = []
-        for i, image in enumerate(tqdm(scored, desc="explaining", disable=not progress or len(scored) < 100)):
-            score = float(scores[i])
-            result = AnomalyResult(
-                name=image.source.name, path=image.source.path, score=score, threshold=threshold.value,
-                threshold_rule=threshold.rule,
-                is_anomalous=None if threshold.value is None else bool(score >= threshold.value),
-                grid_map=grids[i], original_size=image.original_size, postprocess=post,
-                evidence={item.source: EvidenceScore(float(item.scores[i]), float(item.maps[i].max()),
-                                                     float(item.maps[i].mean())) for item in evidence},
-                pixel_threshold=pixel, regions=tuple(top_regions(grids[i], pixel, image.original_size)),
-            )
-            result.explanation = self.explainer.explain(result, list(result.regions))
+        results = [AnomalyResult(
+            name=image.source.name, path=image.source.path, score=float(scores[i]), threshold=threshold.value,
+            threshold_rule=threshold.rule,
+            is_anomalous=None if threshold.value is None else bool(scores[i] >= threshold.value),
+            grid_map=grids[i], original_size=image.original_size, postprocess=post,
+            evidence={item.source: EvidenceScore(float(item.scores[i]), float(item.maps[i].max()),
+                                                 float(item.maps[i].mean())) for item in evidence},
+            pixel_threshold=pixel, regions=tuple(top_regions(grids[i], pixel, image.original_size)),
+        ) for i, image in enumerate(scored)]
+        for result, text in zip(results, self.explainer.explain_many(results)):  # one call: requests in flight
+            result.explanation = text
             if self.reasoning is not None:
                 self.reasoning.apply_verdict(result)
-            results.append(result)
         return results
 
     def describe(self) -> dict[str, Any]:
@@ -355,7 +341,6 @@ class Detector:
 
 def _gather(state, share, errors, scored, evidence, scorers):
     """Every process's part of a run, in input order, on every process (shares are contiguous and ordered).
-
     Per-image evidence is concatenated over processes; batch-level evidence (mutual) is already complete on
     every process and is taken from the first.
     """

@@ -118,6 +118,9 @@ def flat_record(record: dict) -> dict:
     for name, item in (record.get("evidence") or {}).items():
         row[f"{name}_score"] = item["score"]
     row["regions"] = len(record.get("regions") or [])
-    if record.get("reasoning"):
-        row["llm_verdict"] = record["reasoning"].get("verdict")
+    reasoning = record.get("reasoning") or {}
+    if reasoning:
+        row["llm_verdict"] = reasoning.get("verdict")
+    if reasoning.get("verdict_setting") == "llm":  # the LLM's verdict may count: the numeric one beside it
+        row["numeric_verdict"] = reasoning.get("numeric_verdict")
     return row

@@ -81,14 +81,18 @@ def test_llm_explainer_happy_path(server, make_openai_llm, rules, phraser):
     assert schema["properties"]["region"]["enum"] == ["R1", "none"]
 
 
-def test_llm_disagreeing_verdict_is_recorded_not_applied(server, make_openai_llm, rules):
+def test_llm_disagreeing_verdict_is_recorded_not_applied_and_its_text_replaced(server, make_openai_llm, rules):
     server.script = [("reply", llm_answer(verdict="normal", rule="N1", region="none",
                                           explanation="Looks like a reflection."))]
     r = result(True)
     text = LLMExplainer(make_openai_llm(), rules).explain(r, list(r.regions))
     assert r.is_anomalous and r.verdict == "anomalous"  # numeric verdict untouched
     assert r.reasoning["verdict"] == "normal" and r.reasoning["numeric_verdict"] == "anomalous"
-    assert "differs from the numeric verdict" in text
+    # the LLM's text contradicts the verdict that counts: the factual one replaces it, the LLM's stays recorded
+    assert text.startswith("anomalous") and "Looks like a reflection" not in text and "was replaced" in text
+    assert r.reasoning["llm_explanation"] == "Looks like a reflection."
+    assert r.reasoning["replaced"] == "the LLM's verdict is normal, the final verdict is anomalous"
+    assert r.reasoning["explanation"].startswith("anomalous")
 
 
 def test_llm_invented_citation_is_rejected_then_fallback(server, make_openai_llm, rules):
@@ -96,7 +100,8 @@ def test_llm_invented_citation_is_rejected_then_fallback(server, make_openai_llm
     r = result(True)
     text = LLMExplainer(make_openai_llm(), rules).explain(r, list(r.regions))
     assert r.reasoning["source"] == "fallback" and "Deduction" in r.reasoning["error"]
-    assert "breaks rule A" in text and "LLM unavailable" in text
+    assert r.reasoning["cause"] == "invalid answer"
+    assert text.startswith("anomalous") and "LLM unavailable, invalid answer: rule-based explanation" in text
     assert r.is_anomalous and r.score == 0.9
 
 
@@ -107,7 +112,8 @@ def test_llm_unreachable_keeps_result(rules):
                              max_retries=1, backoff=0.0))
     r = result(True)
     LLMExplainer(llm, rules).explain(r, list(r.regions))
-    assert r.reasoning["source"] == "fallback" and "APIConnectionError" in r.reasoning["error"]
+    assert r.reasoning["source"] == "fallback" and r.reasoning["cause"] == "unreachable"
+    assert "cannot reach http://127.0.0.1:9/v1" in r.reasoning["error"]
 
 
 def test_one_call_per_image(server, make_openai_llm, rules):
@@ -124,3 +130,65 @@ def test_deduction_schema_restricts_ids():
     assert schema.model_validate({"verdict": "normal", "rule": "N1", "region": "none", "explanation": "x"})
     with pytest.raises(Exception):
         schema.model_validate({"verdict": "normal", "rule": "N2", "region": "none", "explanation": "x"})
+
+
+def test_explain_many_keeps_concurrency_requests_in_flight_in_order(server, make_openai_llm, rules):
+    """--llm-concurrency requests really in flight at once (the server holds each until 4 are waiting), and the
+    explanations come back in input order."""
+    import threading
+
+    together = threading.Barrier(4, timeout=20)
+    active, peak, lock = [0], [0], threading.Lock()
+
+    def default(body):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        together.wait()  # raises (and the request fails) unless 4 requests are in flight together
+        with lock:
+            active[0] -= 1
+        name = json.loads(body["messages"][1]["content"].split("<<<DATA evidence\n")[1].split("\nDATA>>>")[0])["image"]
+        return llm_answer(explanation=f"about {name}")
+
+    server.default = default
+    results = [result(True, name=f"img{i}.png") for i in range(8)]
+    texts = LLMExplainer(make_openai_llm(concurrency=4, timeout=30), rules).explain_many(results)
+    assert peak[0] == 4 and len(server.requests) == 8
+    assert [t.split(" [")[0] for t in texts] == [f"about img{i}.png" for i in range(8)]
+    assert all(r.reasoning["source"] == "llm" for r in results)
+
+
+def test_plain_text_and_stated_verdicts():
+    from zsad.reasoning.explainers import stated_verdict
+    from zsad.reasoning.vocabulary import plain_text
+
+    assert plain_text("**Bold** \x1b[31mred\x1b[0m `code` <i>tag</i> [link](http://x) \\x1b[1m [0m") == \
+        "Bold red code tag link"
+    assert plain_text("# Title\n- one\n- two") == "Title one two"
+    assert plain_text("snake_case and 2*3 stay") == "snake_case and 2*3 stay"
+    long = plain_text("word " * 200)
+    assert len(long) <= 400 and long.endswith("...")
+    assert stated_verdict("The image is normal.") == "normal"
+    assert stated_verdict("Verdict: anomalous; the crack breaks rule A1") == "anomalous"
+    assert stated_verdict("this product is not defective") == "normal"
+    assert stated_verdict("region R1 breaks the rule that a normal bottle is red") is None
+    assert stated_verdict("it is normal here but the image is defective") is None  # says both: no statement
+
+
+def test_rule_explainer_says_when_no_rule_matches(rules, phraser):
+    """Issue 17: 'hole', 'scratch' and 'stain' all 'broke rule A1'. A region that looks like nothing the rules
+    name gets no invented citation."""
+    explainer = RuleExplainer(rules, phraser)
+    from zsad.reasoning.rules import Rule
+
+    caps = rules.model_copy(update={"anomaly": [Rule(rule="a bottle without its cap is anomalous",
+                                                     phrase="missing cap")]})
+    assert RuleExplainer(caps, phraser).matching_rule(["scratch", "stain"]) is None
+    r = result(True)
+    text = RuleExplainer(caps, phraser).explain(r, list(r.regions))
+    assert r.reasoning["rule_id"] == "none" and r.reasoning["rule"] is None
+    assert "no rule of anomaly matches region R1" in text and "breaks rule" not in text
+    # with every vocabulary defect a rule, each phrase cites its own rule, not the first one
+    ids = explainer.rule_ids()
+    cited = {phrase: ids[explainer.matching_rule([phrase])].phrase for phrase in ("hole", "scratch", "stain")}
+    assert cited == {"hole": "hole", "scratch": "scratch", "stain": "stain"}

@@ -43,9 +43,9 @@ def test_fenced_json_is_accepted(server, make_openai_llm):
 def test_timeout_is_retried_then_reported(server, make_openai_llm):
     server.script = [("sleep", 1.0, GOOD)] * 3
     llm = make_openai_llm(timeout=0.2, max_retries=1)
-    with pytest.raises(ReasoningError, match="2 attempts: APITimeoutError"):
+    with pytest.raises(ReasoningError, match=r"2 attempt\(s\): no complete reply within 0.2 s") as caught:
         llm.complete_json(messages(), Answer)
-    assert llm.sleeps == [0.01]
+    assert caught.value.cause == "timeout" and llm.sleeps == [0.01]
 
 
 def test_timeout_then_success(server, make_openai_llm):
@@ -97,10 +97,14 @@ def test_huge_reply_rejected(server, make_openai_llm):
     assert len(server.requests) == 1
 
 
-def test_not_a_chat_completion_body(server, make_openai_llm):
-    server.script = [("body", b"<html>proxy error</html>"), ("body", b"[]")]
-    with pytest.raises(ReasoningError, match="no valid Answer"):
+@pytest.mark.parametrize("body", [b"<html>proxy error</html>", b"[]", b'{"error": {"message": "quota"}}'])
+def test_not_a_chat_completion_body_is_reported_as_such(server, make_openai_llm, body):
+    """A reply that is not a chat completion is said to be one, not validated as if it were the answer, and not
+    repaired or retried (issue 17: the wrong cause was reported)."""
+    server.script = [("body", body)]
+    with pytest.raises(ReasoningError, match="not a chat completion") as caught:
         make_openai_llm().complete_json(messages(), Answer)
+    assert caught.value.cause == "not a chat completion" and len(server.requests) == 1
 
 
 def test_cache_one_call_per_input(server, make_openai_llm):
@@ -179,7 +183,7 @@ def test_offline_backend():
         llm.complete_json(messages(), Answer)
 
 
-def test_transformers_backend_with_stub_pipeline():
+def test_transformers_backend_with_stub_pipeline(tmp_path):
     seen = {}
 
     def factory(task, model):
@@ -191,10 +195,10 @@ def test_transformers_backend_with_stub_pipeline():
 
         return pipe
 
-    llm = TransformersLLM(LLMConfig(backend="transformers", model="/models/tiny"), pipeline_factory=factory)
+    llm = TransformersLLM(LLMConfig(backend="transformers", model=str(tmp_path)), pipeline_factory=factory)
     assert "task" not in seen  # lazy
     assert llm.complete_json(messages(), Answer).verdict == "anomalous"
-    assert seen["task"] == "text-generation" and seen["model"] == "/models/tiny"
+    assert seen["task"] == "text-generation" and seen["model"] == str(tmp_path)
     assert seen["chat"][0]["role"] == "system" and '"verdict"' in seen["chat"][0]["content"]
     assert seen["kwargs"]["do_sample"] is False
     assert TransformersLLM.reply_text([{"generated_text": GOOD}]) == GOOD
@@ -205,3 +209,69 @@ def test_config_validation():
         LLMConfig(structured="xml")
     with pytest.raises(ZsadError, match="model"):
         make_llm(LLMConfig(backend="openai"))
+
+
+def test_breaker_counts_consecutive_failures_and_cools_down():
+    from zsad.reasoning.breaker import CircuitBreaker
+
+    now = [0.0]
+    breaker = CircuitBreaker(max_failures=3, cooldown=60.0, clock=lambda: now[0])
+    assert not breaker.failure("timeout") and not breaker.failure("timeout")
+    breaker.success()  # a valid answer resets the count
+    assert [breaker.failure("HTTP 503") for _ in range(3)] == [False, False, True]
+    assert breaker.refusal() == "the LLM was stopped after 3 consecutive failures (last: HTTP 503)"
+    now[0] = 59.0
+    assert breaker.is_open
+    now[0] = 60.0
+    assert not breaker.is_open and breaker.failures == 0  # cooled down: the server is tried again
+    assert breaker.failure("HTTP 401", fatal=True)
+    now[0] = 1e9
+    assert breaker.refusal() == "the LLM was stopped after HTTP 401"  # configuration errors do not heal
+
+
+def test_open_breaker_sends_nothing(server, make_openai_llm):
+    server.mode = "5xx"
+    llm = make_openai_llm(max_failures=2, max_retries=5)
+    with pytest.raises(ReasoningError) as caught:
+        llm.complete_json(messages("a"), Answer)
+    assert caught.value.cause == "HTTP 503" and len(server.requests) == 2  # stopped before using its retries
+    with pytest.raises(ReasoningError) as caught:
+        llm.complete_json(messages("b"), Answer)
+    assert caught.value.cause == "LLM stopped" and len(server.requests) == 2
+    assert llm.describe()["breaker"]["stopped"].startswith("the LLM was stopped after 2 consecutive failures")
+
+
+def test_check_passes_lists_and_names_the_fix(server, make_openai_llm):
+    make_openai_llm().check()
+    server.models_status = 404  # no model list on this server: nothing to check there
+    make_openai_llm().check()
+    server.models_status, server.models = None, ["a", "b"]
+    with pytest.raises(ReasoningError, match=r"model 'scripted' is not served by .* \(it serves: a, b\); pass one"):
+        make_openai_llm().check()
+    assert server.requests == []  # the check sends no chat request
+
+
+def test_key_echoed_by_the_server_is_redacted(server, make_openai_llm, monkeypatch):
+    monkeypatch.setenv("ZSAD_TEST_KEY", "sk-secret-echo")
+    server.script = [("body", b"<html>your key sk-secret-echo is wrong</html>")]
+    with pytest.raises(ReasoningError) as caught:
+        make_openai_llm(api_key_env="ZSAD_TEST_KEY").complete_json(messages(), Answer)
+    assert "sk-secret-echo" not in str(caught.value) and "[key]" in str(caught.value)
+
+
+def test_transformers_load_failure_is_kept(tmp_path):
+    calls = []
+
+    def factory(task, model):
+        calls.append(model)
+        raise ValueError("Repo id must be in the form 'repo_name' or 'namespace/repo_name'")
+
+    llm = TransformersLLM(LLMConfig(backend="transformers", model="not a repo"), pipeline_factory=factory)
+    with pytest.raises(ReasoningError, match="could not load the local LLM 'not a repo'"):
+        llm.check()
+    with pytest.raises(ReasoningError) as caught:
+        llm.complete_json(messages(), Answer)
+    assert caught.value.cause in ("model not loadable", "LLM stopped") and calls == ["not a repo"]  # loaded once
+    missing = TransformersLLM(LLMConfig(backend="transformers", model=str(tmp_path / "absent")))
+    with pytest.raises(ReasoningError, match="local LLM folder .*absent not found"):
+        missing.check()

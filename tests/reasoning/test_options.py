@@ -89,7 +89,7 @@ def test_llm_setup_with_local_server(tiny_clip, server, monkeypatch):
                            "explanation": f"Rule cited for region {region}."})
 
     server.default = default
-    setup = parse("--define", DEFINE, "--llm-base-url", server.base_url, "--llm-model", "m",
+    setup = parse("--define", DEFINE, "--llm-base-url", server.base_url, "--llm-model", "scripted",
                   "--llm-api-key-env", "ZSAD_KEY", "--verdict", "llm")
     assert setup.definition.parser == "llm" and setup.explain == "llm"
     normal, anomalous = run(setup, tiny_clip)

@@ -140,8 +140,11 @@ def _detect_in_process(args, config, state) -> int:
     failed = [r for r in results if r.error]
     anomalous = sum(r.is_anomalous is True for r in results)
     scored = len(results) - len(failed)
+    from zsad.reasoning.summary import explanation_summary
+
+    llm = explanation_summary(results)  # "explanations: 28 by LLM, 2 by rules after timeout", "" without an LLM
     print(f"{scored} {'image' if scored == 1 else 'images'} scored, {anomalous} anomalous, "
-          f"{len(failed)} skipped -> {report}")
+          f"{len(failed)} skipped{'; ' + llm if llm else ''} -> {report}")
     for result in failed:
         print(f"skipped: {result.error}", file=sys.stderr)
     if step:

@@ -4,25 +4,38 @@ Safety and sharing: bound to 127.0.0.1 unless told otherwise, never a share link
 size (``max_file_size``) and count (``DemoSettings.max_images``), runs queued with one model run at a time
 (``concurrency_id="model"``, limit 1) while threshold moves and selections, which only redraw, run beside it.
 Every ``ZsadError`` (bad file, no evidence possible, weights unavailable, too many files) is shown in the page's
-message box and as a toast; the page keeps its previous results and stays usable.
+message box (emptied when a run starts: messages belong to the current run) and as a short toast; the page keeps its
+previous results and stays usable. A closed or reloaded tab cancels its run (``zsad.demo.jobs``). After a run, "What
+zsad understood" shows the definition as parsed and the rules applied (``zsad.demo.understood``).
 """
+import inspect
 import logging
 import os
 import tempfile
 from dataclasses import replace
 
 from zsad.demo.grouping import discover_types, grouped_gallery, result_index, types_text
+from zsad.demo.jobs import Jobs
 from zsad.demo.session import (
     DemoSettings, DetectorCache, RunRequest, RunState, apply_threshold, detail, initial_backbone,
-    make_examples, preset_choice, preset_names, prompt_choices, run_detection, settings_text, slider_bounds, summary,
-    table_rows, write_csv, TABLE_COLUMNS,
+    make_examples, preset_choice, preset_names, prompt_choices, public, run_detection, settings_text, slider_bounds,
+    summary, table_rows, write_csv, TABLE_COLUMNS,
 )
+from zsad.demo.understood import understood_text
 from zsad.errors import ZsadError
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
 
 log = logging.getLogger("zsad.demo")
 AUTO, SLIDER = "automatic (batch rule)", "slider"
+TOAST_SECONDS = 8  # a failed run's toast closes by itself: toasts of earlier runs do not pile up
+# Gallery captions under the tile, whole and wrapped, instead of over its legend strip and cut.
+CSS = """
+#gallery .thumbnail-item { display: flex; flex-direction: column; height: auto; }
+#gallery .thumbnail-item img { flex: 1 1 auto; min-height: 0; }
+#gallery .caption-label { position: static; max-width: 100%; white-space: normal; overflow-wrap: anywhere;
+  text-overflow: clip; overflow: visible; transform: none; margin: 2px 0 0 0; text-align: center; }
+"""
 
 
 def _messages(lines: list[str]) -> str:
@@ -42,6 +55,7 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
 
     settings = settings or DemoSettings()
     cache = cache or DetectorCache(settings.cache_size)
+    jobs = Jobs()
     examples: tuple[list[str], list[str]] = ([], [])
     if settings.examples:
         examples_dir = examples_dir or tempfile.mkdtemp(prefix="zsad-demo-examples-")
@@ -61,40 +75,52 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
         )
 
     def run(files, references, object_name, definition, backbone, method, prompts, preset, mode, threshold, group,
-            progress=gr.Progress(track_tqdm=True)):
-        request = RunRequest(
+            request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+        run_request = RunRequest(
             images=files, references=references, object_name=object_name, definition=definition, method=method,
             prompts=None if not prompts or prompts == "(default)" else prompts,
             preset="" if not preset or preset == "(none)" else preset,
             backbone=backbone, threshold=float(threshold) if mode == SLIDER else None,
         )
+        session = getattr(request, "session_hash", None)
+        cancel = jobs.start(session)
         try:
-            state = run_detection(cache, request, settings, status=lambda f, d: progress(f, desc=d))
+            state = run_detection(cache, run_request, settings, status=lambda f, d: progress(f, desc=d),
+                                  cancel=cancel)
             state = discover_types(cache, state) if group else state
         except ZsadError as error:
-            gr.Warning(str(error))
-            return (gr.skip(),) * 11 + (f"**Could not run:** {error}", gr.skip())
+            if cancel.is_set():  # the page is gone: nobody to tell
+                log.info("run cancelled: its page was closed or reloaded")
+                return (gr.skip(),) * 14
+            message = public(error)
+            gr.Warning(message, duration=TOAST_SECONDS)
+            return (gr.skip(),) * 12 + (f"**Could not run:** {message}", gr.skip())
         except Exception as error:  # a bug: keep the page alive, log the traceback on the server only
             log.exception("demo run failed")
-            gr.Warning(f"internal error ({type(error).__name__}); see the server log")
-            return (gr.skip(),) * 11 + (f"**Internal error** ({type(error).__name__}: {error}); see the server log",
+            gr.Warning(f"internal error ({type(error).__name__}); see the server log", duration=TOAST_SECONDS)
+            return (gr.skip(),) * 12 + (f"**Internal error** ({type(error).__name__}); see the server log",
                                         gr.skip())
-        for note in state.notes:
-            gr.Warning(note)
+        finally:
+            jobs.finish(session, cancel)
         low, high, value = slider_bounds(state)
         step = float(f"{(high - low) / 500:.2g}")
         slider = gr.Slider(minimum=low, maximum=high, value=value, step=step, interactive=True)
-        return (state, 0, *views(state), _messages(state.notes), slider)
+        return (state, 0, *views(state), understood_text(state.settings), _messages(state.notes), slider)
+
+    def cancel_run(request: gr.Request):
+        if jobs.cancel(getattr(request, "session_hash", None)):
+            log.info("cancelling a run: its page was closed or reloaded")
 
     def move_threshold(state: RunState | None, threshold, index, group):
         if state is None or not state.scores:
             return (gr.skip(),) * 11
-        state = apply_threshold(state, float(threshold))
+        state = apply_threshold(state, float(threshold))  # verdicts only: maps, tiles and settings are cached
         try:
             state = discover_types(cache, state) if group else state  # the anomalous set changed: its types too
         except ZsadError as error:
             gr.Warning(f"could not group by defect type: {error}")
-        return (state, *views(state, index or 0), SLIDER)
+        shown = views(state, index or 0)
+        return (state, *shown[:7], gr.skip(), shown[8], SLIDER)  # the settings panel does not change
 
     def group_by_type(state: RunState | None, group, index):
         if state is None or not state.scores:
@@ -121,7 +147,9 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
         return examples[0], examples[1], "pill"
 
     # delete_cache: uploads and served files older than an hour are removed every half hour
-    with gr.Blocks(title="zsad demo", analytics_enabled=False, delete_cache=(1800, 3600)) as demo:
+    # Gradio 6 takes the page's CSS in launch(), earlier versions in Blocks()
+    css = {} if "css" in inspect.signature(gr.Blocks.launch).parameters else {"css": CSS}
+    with gr.Blocks(title="zsad demo", analytics_enabled=False, delete_cache=(1800, 3600), **css) as demo:
         gr.Markdown(
             "# zsad: zero-shot anomaly detection\n"
             "Upload images of one product (and, if you have them, a few good reference images), run, and read per "
@@ -171,6 +199,9 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
                     large = gr.Image(label="Selected image: top regions outlined", type="pil", format="png",
                                      interactive=False, elem_id="selected")
                     explanation = gr.Markdown(elem_id="explanation")
+                with gr.Accordion("What zsad understood", open=True, elem_id="understood-panel"):
+                    understood = gr.Markdown("Run to see how zsad read your definition and which rules it applied.",
+                                             elem_id="understood")
                 with gr.Accordion("Induced rules (reasoning layer)", open=False):
                     rules = gr.Markdown("The reasoning layer is off: no rules were induced.", elem_id="rules")
                 with gr.Accordion("Settings used", open=False):
@@ -180,12 +211,13 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
                 csv_file = gr.File(label="results.csv", interactive=False, elem_id="csv")
 
         outputs_views = [pictures, table, csv_file, overview, large, explanation, rules, used, types]
-        run_button.click(
+        run_button.click(lambda: "", None, messages, concurrency_id="view", show_progress="hidden").then(
             run, [files, references, object_name, definition, backbone, method, prompts, preset, mode, threshold,
                   group],
-            [state, selected, *outputs_views, messages, threshold],
+            [state, selected, *outputs_views, understood, messages, threshold],
             concurrency_limit=1, concurrency_id="model", show_progress="full",
         )
+        demo.unload(cancel_run)
         threshold.input(move_threshold, [state, threshold, selected, group], [state, *outputs_views, mode],
                         trigger_mode="always_last", concurrency_limit=4, concurrency_id="view", show_progress="hidden")
         pictures.select(select, [state], [selected, large, explanation, rules], concurrency_id="view",
@@ -203,7 +235,8 @@ def launch(settings: DemoSettings, host: str = "127.0.0.1", port: int | None = N
     """Build and serve the app. ``block=False`` returns at once (tests); the caller then calls ``demo.close()``."""
     demo = build_app(settings)
     allowed = [demo.zsad_examples_dir] if demo.zsad_examples_dir else None
-    demo.launch(server_name=host, server_port=port, share=False, max_file_size=settings.max_file_size,
+    css = {"css": CSS} if "css" in inspect.signature(demo.launch).parameters else {}
+    demo.launch(server_name=host, server_port=port, share=False, max_file_size=settings.max_file_size, **css,
                 allowed_paths=allowed, show_error=False, ssr_mode=False, mcp_server=False, pwa=False,
                 prevent_thread_lock=not block, quiet=not block, footer_links=[])
     return demo

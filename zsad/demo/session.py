@@ -5,11 +5,15 @@ only lays out the page and wires these functions to its events.
 
 The slider rule: a run keeps its results (patch-grid maps, scores, regions) and small display copies of its images in
 a ``RunState``; moving the threshold calls ``apply_threshold`` (``is_anomalous = score >= t``, explanation redone)
-and redraws overlays from the stored grid maps. ``Detector.detect`` is not called again.
+and the views (``zsad.demo.views``) redraw outlines and verdicts from cached heat maps. ``Detector.detect`` is not
+called again.
+
+Messages belong to the run that made them and name files by their names, never by the server's upload paths
+(``public``). A run can be cancelled from another thread (``cancel``: the page's tab was closed or reloaded): it
+stops at the detector's next batch.
 """
 from __future__ import annotations
 
-import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -17,8 +21,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
+from zsad.demo.views import (  # noqa: F401  (the views of a run, re-exported: the page and tests import them here)
+    Renders, caption, detail, gallery, new_renders, public, rules_text, summary, table_rows, write_csv,
+)
 from zsad.errors import ZsadError
 from zsad.results import AnomalyResult
 
@@ -26,7 +33,6 @@ DISPLAY_SIDE = 384  # long side of the image copies a run keeps for redrawing ov
 SLIDER_RULE = "set with the slider"
 # The explanation is in the selected view and the CSV: long text would make the rows tall (and the table virtualised).
 TABLE_COLUMNS = ["#", "image", "score", "verdict", "threshold", "regions", "evidence"]
-_OUTLINE = {True: (255, 40, 40), False: (255, 255, 255), None: (255, 255, 255)}
 
 
 @dataclass(frozen=True)
@@ -121,11 +127,11 @@ class RunState:
     auto_threshold: float | None
     auto_rule: str
     notes: list[str] = field(default_factory=list)  # what the page should tell the user about this run
-    workdir: str | None = None  # this run's folder for results.csv (rewritten in place when the threshold moves)
     settings: dict[str, Any] = field(default_factory=dict)  # what ran (``Detector.describe()``)
     detector_options: dict[str, Any] = field(default_factory=dict)  # the cache key of the run's detector
     object_name: str | None = None
     discovery: Any = None  # defect types of the anomalous images (``zsad.demo.grouping``), None when not grouped
+    renders: Renders = field(default_factory=new_renders)  # cached heat maps and tiles; the run's folder
 
     @property
     def scores(self) -> list[float]:
@@ -176,9 +182,10 @@ def check_request(request: RunRequest, settings: DemoSettings) -> RunRequest:
 
 
 def run_detection(cache: DetectorCache, request: RunRequest, settings: DemoSettings,
-                  status: Callable[[float, str], None] | None = None) -> RunState:
+                  status: Callable[[float, str], None] | None = None, cancel=None) -> RunState:
     """Load (or reuse) the detector, score the images, keep what the views need. ``ZsadError`` for every problem the
-    user can fix; unreadable images come back as error results (the others are scored)."""
+    user can fix (and for a run cancelled through ``cancel``, a ``threading.Event``); unreadable images come back as
+    error results (the others are scored)."""
     from zsad.data.images import load_image
 
     request = check_request(request, settings)
@@ -188,10 +195,12 @@ def run_detection(cache: DetectorCache, request: RunRequest, settings: DemoSetti
     if status:
         status(0.02, f"loading {detector_options.get('backbone') or preset_choice(preset)['backbone']}")
     detector = cache.get(**detector_options)
+    if cancel is not None and cancel.is_set():
+        raise ZsadError("run cancelled before scoring")
     if status:
         status(0.1, f"scoring {len(request.images)} image(s)")
     results = detector.detect(request.images, references=request.references, object_name=request.object_name or None,
-                              progress=True)
+                              progress=True, cancel=cancel)
     results = _unique_names(results)
     images = []
     for result in results:
@@ -213,7 +222,7 @@ def run_detection(cache: DetectorCache, request: RunRequest, settings: DemoSetti
                      object_name=request.object_name or None)
     for result in results:
         if result.error:
-            notes.append(f"{result.name}: {result.error}")
+            notes.append(f"{result.name}: {public(result.error, result.path)}")
     if not scored:
         notes.append("no image could be scored; check the files and run again")
     elif request.threshold is not None:
@@ -302,127 +311,6 @@ def slider_bounds(state: RunState) -> tuple[float, float, float]:
     digits = max(0, 3 - int(np.floor(np.log10(max(high - low, 1e-12)))))  # about 4 significant digits of the span
     return (float(np.floor(low * 10**digits) / 10**digits), float(np.ceil(high * 10**digits) / 10**digits),
             float(round(value, digits + 1)))
-
-
-# -- views -----------------------------------------------------------------------------------------------------
-
-def caption(result: AnomalyResult) -> str:
-    if not result.ok:
-        return f"{result.name}: error"
-    return f"{result.name}: {result.verdict}, score {result.score:.4g}"
-
-
-def _error_tile(result: AnomalyResult, side: int = 256) -> Image.Image:
-    tile = Image.new("RGB", (side, side), (70, 70, 70))
-    draw = ImageDraw.Draw(tile)
-    draw.text((10, side // 2 - 20), "could not be read", fill=(255, 200, 200))
-    draw.text((10, side // 2), result.name[:40], fill=(230, 230, 230))
-    return tile
-
-
-def gallery(state: RunState) -> list[tuple[Image.Image, str]]:
-    """One picture per input, in input order: overlay (outlines only on anomalous images) or an error tile."""
-    from zsad.outputs import overlay
-
-    items = []
-    for result, image in zip(state.results, state.images):
-        if not result.ok or image is None:
-            items.append((_error_tile(result), caption(result)))
-            continue
-        shown = result if result.is_anomalous else replace(result, regions=())
-        items.append((overlay(image, shown, state.value_range), caption(result)))
-    return items
-
-
-def detail(state: RunState, index: int) -> tuple[Image.Image | None, str, str]:
-    """The selected image large with its numbered top regions (red: anomalous verdict, white: strongest regions of a
-    normal one), its explanation, and what the reasoning layer said (rules), if it ran."""
-    from zsad.outputs import overlay
-
-    if not state.results:
-        return None, "", ""
-    index = min(max(0, int(index)), len(state.results) - 1)
-    result, image = state.results[index], state.images[index]
-    if not result.ok or image is None:
-        return _error_tile(result, 384), f"**{result.name}**: {result.explanation or result.error}", ""
-    picture = overlay(image, replace(result, regions=()), state.value_range)
-    draw = ImageDraw.Draw(picture)
-    scale = image.size[0] / result.original_size[0]
-    width = max(2, round(min(image.size) / 100))
-    colour = _OUTLINE[result.is_anomalous]
-    for number, region in enumerate(result.regions, start=1):
-        x0, y0, x1, y1 = (round(v * scale) for v in region.box)
-        draw.rectangle([x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)], outline=colour, width=width)
-        draw.text((x0 + width + 1, y0 + width), str(number), fill=colour)
-    lines = [f"**{result.name}**: {result.verdict}, score {result.score:.4g}", "", result.explanation]
-    if result.regions:
-        lines += ["", "Regions (numbered on the image):"]
-        lines += [f"{n}. {region.describe()}, peak {region.peak:.4g}" for n, region in enumerate(result.regions, 1)]
-    return picture, "\n".join(lines), rules_text(result)
-
-
-def rules_text(result: AnomalyResult) -> str:
-    """The reasoning layer's output for one image (``result.reasoning``), or a note that it is off."""
-    reasoning = result.reasoning
-    if not reasoning:
-        return "The reasoning layer is off for this run: no rules were induced."
-    lines = []
-    for key in ("verdict", "rules", "normal_rules", "anomaly_rules", "cited_rules", "explanation"):
-        value = reasoning.get(key)
-        if value is None:
-            continue
-        if isinstance(value, (list, tuple)):
-            lines.append(f"**{key.replace('_', ' ')}**")
-            lines += [f"- {item}" for item in value]
-        else:
-            lines.append(f"**{key.replace('_', ' ')}**: {value}")
-    rest = {k: v for k, v in reasoning.items()
-            if k not in ("verdict", "rules", "normal_rules", "anomaly_rules", "cited_rules", "explanation")}
-    lines += [f"**{k}**: {v}" for k, v in rest.items()]
-    return "\n".join(lines)
-
-
-def table_rows(state: RunState) -> list[list]:
-    rows = []
-    for number, result in enumerate(state.results, start=1):
-        rows.append([
-            number, result.name,
-            None if result.score is None else round(result.score, 5),
-            result.verdict,
-            None if result.threshold is None else round(result.threshold, 5),
-            len(result.regions),
-            "+".join(result.evidence) or result.error,
-        ])
-    return rows
-
-
-def summary(state: RunState) -> str:
-    counts = {"anomalous": 0, "normal": 0, "undecided": 0, "error": 0}
-    for result in state.results:
-        counts[result.verdict] += 1
-    first = next((r for r in state.results if r.ok), None)
-    rule = "" if first is None else (
-        f" Threshold {first.threshold:.4g} ({first.threshold_rule})." if first.threshold is not None
-        else f" No threshold ({first.threshold_rule}).")
-    parts = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
-    return f"{len(state.results)} image(s): {parts}.{rule}"
-
-
-def write_csv(state: RunState, folder: str | Path | None = None) -> str:
-    """results.csv of the run as shown (one row per image, the same writer as ``zsad detect``'s CSV; with the
-    ``defect_type`` columns when grouped by type)."""
-    from zsad.outputs import write_csv as write_results_csv
-
-    if folder is None:
-        if state.workdir is None:
-            state.workdir = tempfile.mkdtemp(prefix="zsad-demo-run-")
-        folder = state.workdir
-    records = [result.to_record() for result in state.results]
-    if state.discovery is not None:
-        from zsad.discovery.writer import annotate_records
-
-        records = annotate_records(records, state.discovery)
-    return str(write_results_csv(records, Path(folder) / "results.csv"))
 
 
 def make_examples(folder: str | Path, n_good: int = 6, size: int = 256, seed: int = 0) -> tuple[list[str], list[str]]:

@@ -4,10 +4,12 @@
 outlines and the reasoning layer). ``FactualExplainer`` is the default; the reasoning layer adds rule- and
 LLM-based explainers through the same ``Explainer`` interface (``Detector(explainer=...)``).
 """
-from zsad.explain.base import EXPLAINERS, Explainer, ExplainerContext, FactualExplainer, explainer_names
+from zsad.explain.base import (
+    EXPLAINERS, Explainer, ExplainerContext, FactualExplainer, build_explainer, explainer_names,
+)
 from zsad.explain.regions import Region, pixel_threshold, position_words, top_regions
 
 __all__ = [
-    "EXPLAINERS", "Explainer", "ExplainerContext", "FactualExplainer", "Region", "explainer_names",
+    "EXPLAINERS", "Explainer", "ExplainerContext", "FactualExplainer", "Region", "build_explainer", "explainer_names",
     "pixel_threshold", "position_words", "top_regions",
 ]

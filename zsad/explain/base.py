@@ -30,6 +30,11 @@ class Explainer:
     def explain(self, result: "AnomalyResult", regions: list["Region"]) -> str:
         raise NotImplementedError
 
+    def explain_many(self, results: list["AnomalyResult"]) -> list[str]:
+        """The explanations of a run's results, in their order: the Detector's one call per run, so that an
+        explainer waiting on a server can keep several requests in flight. Default: ``explain`` one by one."""
+        return [self.explain(result, list(result.regions)) for result in results]
+
     def observe(self, name: str, features: "Features", index: int) -> None:
         """Called once per image after the forward pass (image ``index`` of ``features``); explainers that phrase
         regions from features keep what they need here, until ``reset``."""
@@ -71,7 +76,8 @@ class FactualExplainer(Explainer):
 @dataclass(frozen=True)
 class ExplainerContext:
     """What an explainer factory may use: the backbone (region phrases in CLIP's text space), the product's name, and
-    the reasoning layer's rules, parsed definition and LLM client when configured."""
+    the reasoning layer's rules, parsed definition and LLM client when configured, and whose verdict is final
+    (``"numeric"`` or ``"llm"``: an explanation must not contradict it)."""
 
     backbone: Any = None
     object_name: str = "object"
@@ -79,6 +85,7 @@ class ExplainerContext:
     definition: Any = None
     llm: Any = None
     send_images: bool = False
+    verdict: str = "numeric"
 
 
 def factual_explainer(ctx: ExplainerContext) -> FactualExplainer:
@@ -92,6 +99,15 @@ EXPLAINERS.declare("rules", "zsad.reasoning.explainers:rules_explainer",
                    help="rules of normality and anomaly applied to the evidence, offline")
 EXPLAINERS.declare("llm", "zsad.reasoning.explainers:llm_explainer",
                    help="an LLM applies the rules to the evidence (rules when it fails)")
+
+
+def build_explainer(name: str, backbone, object_name: str = "object", reasoning=None) -> Explainer:
+    """The Detector's explainer: the reasoning setup's choice when the reasoning layer runs (it knows the rules,
+    definition and LLM), else the registered explainer ``name`` (``auto``: factual)."""
+    if reasoning is not None:
+        return reasoning.explainer(backbone, object_name)
+    return EXPLAINERS.get("factual" if name == "auto" else name)(ExplainerContext(backbone=backbone,
+                                                                                  object_name=object_name))
 
 
 def explainer_names() -> list[str]:

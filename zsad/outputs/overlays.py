@@ -60,9 +60,10 @@ def overlay_size(size: tuple[int, int]) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def overlay(image: Image.Image, result: AnomalyResult, value_range: tuple[float, float], alpha: float = 0.5):
-    """The image with its heat map, outlines of its regions when it is anomalous, and a legend strip (score,
-    verdict, threshold, colour bar)."""
+def heat_image(image: Image.Image, result: AnomalyResult, value_range: tuple[float, float],
+               alpha: float = 0.5) -> Image.Image:
+    """The image (downscaled to ``overlay_size``) blended with its heat map: what does not depend on the verdict,
+    so a viewer that re-decides verdicts (the demo's slider) computes it once per image."""
     size = overlay_size(image.size)
     if size != image.size:
         image = image.resize(size, Image.BILINEAR)
@@ -71,15 +72,32 @@ def overlay(image: Image.Image, result: AnomalyResult, value_range: tuple[float,
     # float32 blend in place: float64 temporaries of a 2048 px overlay are 100 MB each.
     blend = np.asarray(image.convert("RGB"), dtype=np.float32) * np.float32(1 - alpha)
     blend += heat.astype(np.float32) * np.float32(alpha)
-    picture = Image.fromarray(blend.astype(np.uint8))
+    return Image.fromarray(blend.astype(np.uint8))
+
+
+def outline_regions(picture: Image.Image, result: AnomalyResult, colour=(255, 255, 255), numbered: bool = False,
+                    width: int | None = None) -> Image.Image:
+    """``result.regions`` outlined on ``picture`` (in place; boxes scaled from the original size), numbered 1.. when
+    asked."""
     draw = ImageDraw.Draw(picture)
-    scale = size[0] / result.original_size[0] if result.original_size else 1.0
-    line = max(1, round(min(size) / 150))
-    # Outlines mark what the verdict calls anomalous; a normal image's strongest regions stay in results.json.
-    for region in result.regions if result.is_anomalous else ():
+    scale = picture.size[0] / result.original_size[0] if result.original_size else 1.0
+    line = width or max(1, round(min(picture.size) / 150))
+    for number, region in enumerate(result.regions, start=1):
         x0, y0, x1, y1 = (round(v * scale) for v in region.box)
-        draw.rectangle([x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)], outline=(255, 255, 255), width=line)
-    return _with_legend(picture, result, value_range)
+        draw.rectangle([x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)], outline=colour, width=line)
+        if numbered:
+            draw.text((x0 + line + 1, y0 + line), str(number), fill=colour)
+    return picture
+
+
+def overlay(image: Image.Image, result: AnomalyResult, value_range: tuple[float, float], alpha: float = 0.5):
+    """The image with its heat map, outlines of its regions when it is anomalous, and a legend strip (score,
+    verdict, threshold, colour bar)."""
+    picture = heat_image(image, result, value_range, alpha)
+    # Outlines mark what the verdict calls anomalous; a normal image's strongest regions stay in results.json.
+    if result.is_anomalous:
+        outline_regions(picture, result)
+    return with_legend(picture, result, value_range)
 
 
 def _font(size: int):
@@ -89,8 +107,11 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def _with_legend(picture: Image.Image, result: AnomalyResult, value_range: tuple[float, float]) -> Image.Image:
-    """A strip under the picture, scaled to its width so it reads on 64 px and 2048 px images alike."""
+def with_legend(picture: Image.Image, result: AnomalyResult, value_range: tuple[float, float],
+                threshold: bool = True) -> Image.Image:
+    """A strip under the picture, scaled to its width so it reads on 64 px and 2048 px images alike: verdict, score,
+    the threshold (unless ``threshold=False``: a legend that must not change when only the threshold moves) and the
+    colour bar."""
     width, height = picture.size
     strip = max(28, width // 12)
     canvas = Image.new("RGB", (width, height + strip), (20, 20, 20))
@@ -99,9 +120,10 @@ def _with_legend(picture: Image.Image, result: AnomalyResult, value_range: tuple
     pad = max(2, strip // 10)
     font = _font(max(8, strip // 3))
     verdict = result.verdict
-    threshold = "no threshold" if result.threshold is None else f"thr {result.threshold:.3g}"
-    draw.text((pad, height + pad), f"{verdict}  score {result.score:.3g}  {threshold}",
-              fill=_VERDICT_COLOURS.get(verdict, (255, 255, 255)), font=font)
+    text = f"{verdict}  score {result.score:.3g}"
+    if threshold:
+        text += "  no threshold" if result.threshold is None else f"  thr {result.threshold:.3g}"
+    draw.text((pad, height + pad), text, fill=_VERDICT_COLOURS.get(verdict, (255, 255, 255)), font=font)
     bar_top = height + strip // 2 + pad // 2
     bar = colorize(np.tile(np.linspace(0, 1, max(1, width - 2 * pad)), (max(1, strip // 4), 1)))
     canvas.paste(Image.fromarray(bar), (pad, bar_top))

@@ -14,6 +14,9 @@ def write_csv(records: list[dict], path: Path) -> Path:
     the columns are the union over records in first-seen order. The demo writes the same file."""
     rows = [flat_record(record) for record in records]
     columns = list(dict.fromkeys(key for row in rows for key in row))
+    if "numeric_verdict" in columns and "verdict" in columns:  # beside the verdict it may differ from
+        columns.remove("numeric_verdict")
+        columns.insert(columns.index("verdict") + 1, "numeric_verdict")
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)

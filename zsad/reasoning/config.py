@@ -17,12 +17,10 @@ VERDICTS = ("numeric", "llm")
 
 LLM_BACKENDS = Registry("LLM backend")
 LLM_BACKENDS.declare("offline", "zsad.reasoning.llm:OfflineLLM", help="no LLM: rule-based fallbacks everywhere")
-LLM_BACKENDS.declare("openai", "zsad.reasoning.llm:OpenAIChatLLM",
+LLM_BACKENDS.declare("openai", "zsad.reasoning.openai_llm:OpenAIChatLLM",
                      help="an OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp, LM Studio)")
 LLM_BACKENDS.declare("transformers", "zsad.reasoning.llm:TransformersLLM",
                      help="a local transformers text-generation model")
-
-
 
 
 @dataclass(frozen=True)
@@ -45,8 +43,14 @@ class ReasoningConfig:
     llm_api_key_env: str | None = setting(None, metavar="VAR", help="name of the environment variable holding "
                                                                     "the API key (the key is never written)")
     llm_images: bool = setting(False, help="the model accepts images: send them")
-    llm_timeout: float = setting(60.0, parse=positive_float, metavar="S", help="seconds per LLM request")
-    llm_concurrency: int = setting(4, parse=positive_int, metavar="N", help="LLM requests at a time")
+    llm_timeout: float = setting(60.0, parse=positive_float, metavar="S",
+                                 help="wall-clock seconds per LLM request (connecting, waiting and reading together)")
+    llm_concurrency: int = setting(4, parse=positive_int, metavar="N", help="LLM requests in flight at a time")
+    llm_max_failures: int = setting(3, parse=positive_int, metavar="N",
+                                    help="stop calling the LLM for the rest of the run after N consecutive failed "
+                                         "requests (at once after HTTP 401/403/404); rules explain the rest")
+    llm_optional: bool = setting(False, help="when the up-front LLM check fails, warn and run offline (rule-based "
+                                             "parsing and explanations, numeric verdicts) instead of stopping")
     verdict: str = setting("numeric", choices=VERDICTS,
                            help="whose verdict is final: the numeric threshold or the LLM's; both are recorded")
 
@@ -55,8 +59,8 @@ class ReasoningConfig:
             raise ZsadError(f"verdict {self.verdict!r} must be one of {', '.join(VERDICTS)}")
         if self.llm_backend is not None:
             LLM_BACKENDS.canonical(self.llm_backend)
-        if self.llm_timeout <= 0 or self.llm_concurrency < 1:
-            raise ZsadError("llm_timeout must be positive and llm_concurrency at least 1")
+        if self.llm_timeout <= 0 or self.llm_concurrency < 1 or self.llm_max_failures < 1:
+            raise ZsadError("llm_timeout must be positive, llm_concurrency and llm_max_failures at least 1")
 
     @property
     def active(self) -> bool:

@@ -1,13 +1,7 @@
 """Anomalies defined in words: a user's sentence -> ``Definition`` -> prompts for the text head and a LAFT concept
 subspace for CLIP-space features.
 
-Parsing. "cracks, missing caps and stains on the label are defects; small colour differences and reflections are
-normal" becomes ``Definition(defects=["cracks", "missing caps", "stains on the label"], normal_variations=["small
-colour differences", "reflections"])``: by the LLM when one is configured (the sentence is quoted as data, the answer
-validated), by ``parse_rules`` otherwise (clauses split on ``;``/``.``/newlines/"but"; each clause's polarity from
-markers such as "are defects", "count as anomalies", "are normal", "are fine", "are not defects", or prefixes such as
-"defects:", "ignore", "flag"; items split on commas and "and"/"or"). The parsed definition is echoed back
-(``describe()``, stored in results.json) so the user sees what zsad understood.
+Parsing lives in ``zsad.reasoning.parsing`` (``parse_definition``, ``Definition``; re-exported here).
 
 (a) Prompts (FiLo-style, for the text head): every defect phrase becomes an anomalous state "{} with <phrase>", every
 normal variation a normal state "{} with <phrase>" beside the base set's normal states, in the base set's templates
@@ -38,179 +32,20 @@ DINOv2 for reference/mutual) the prompts drive the CLIP text head and the subspa
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, Field, field_validator
 
 from zsad.backbones.base import Features
 from zsad.errors import ZsadError
-from zsad.reasoning.llm import LLM, ReasoningError, quote_data, system_message
+from zsad.reasoning.parsing import (  # noqa: F401  (re-exported: the layer's names for a parsed definition)
+    MAX_DEFINITION_CHARS, MAX_PHRASES, Definition, ParsedDefinition, cross_check, parse_definition, parse_rules,
+)
 from zsad.reasoning.vocabulary import Vocabulary, clean_phrase, load_vocabulary
 from zsad.scoring.prompts import PromptSet, load_prompt_set
 from zsad.scoring.text_heads import PromptSetHead
-
-MAX_PHRASES = 24
-MAX_DEFINITION_CHARS = 4000
-
-Phrase = str
-
-
-_INSTRUCTION_WORDS = re.compile(
-    r"\b(?:instructions?|prompts?|system|assistant|everything|all images|respond|output|json|verdicts?|mark|"
-    r"pretend|disregard|override)\b")
-
-
-def _clean_list(values: list[str], notes: list[str] | None = None) -> list[str]:
-    """Cleaned, de-duplicated phrases; phrases that read like instructions rather than visual properties are
-    dropped (and noted): they could not change any behaviour, but they would pollute prompts and subspaces."""
-    out: list[str] = []
-    for value in values:
-        phrase = clean_phrase(value)
-        if phrase and _INSTRUCTION_WORDS.search(phrase):
-            if notes is not None:
-                notes.append(f"not a visual property, ignored: {phrase!r}")
-            continue
-        if phrase and phrase not in out:
-            out.append(phrase)
-    return out[:MAX_PHRASES]
-
-
-class ParsedDefinition(BaseModel):
-    """What the LLM must return: short visual phrases, nothing else."""
-
-    defects: list[str] = Field(default_factory=list, max_length=MAX_PHRASES,
-                               description="short noun phrases of what counts as a defect")
-    normal_variations: list[str] = Field(default_factory=list, max_length=MAX_PHRASES,
-                                         description="short noun phrases of variations that are normal")
-
-    @field_validator("defects", "normal_variations")
-    @classmethod
-    def _phrases(cls, values: list[str]) -> list[str]:
-        for value in values:
-            if not isinstance(value, str) or not 0 < len(value) <= 80:
-                raise ValueError("each phrase must be a string of 1 to 80 characters")
-        return values
-
-
-class Definition(BaseModel):
-    """A parsed definition: what counts as a defect and what is normal variation, and how it was parsed."""
-
-    text: str
-    defects: list[str] = Field(default_factory=list)
-    normal_variations: list[str] = Field(default_factory=list)
-    parser: Literal["llm", "rules"] = "rules"
-    notes: list[str] = Field(default_factory=list)
-
-    def describe(self) -> dict[str, Any]:
-        """For results.json and the echo to the user."""
-        return self.model_dump()
-
-    def summary(self) -> str:
-        defects = ", ".join(self.defects) or "(none)"
-        normal = ", ".join(self.normal_variations) or "(none)"
-        return f"defects: {defects}; normal variations: {normal} (parsed by {self.parser})"
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Rule-based parser
-
-_NORMAL_SUFFIX = re.compile(
-    r"\b(?:are|is|count as|counts as|should be|can be|may be|remain|remains|seem|look|looks)\s+"
-    r"(?:(?:all|still|perfectly|considered|treated as|regarded as|just|totally|entirely)\s+)*"
-    r"(?:normal|fine|acceptable|ok|okay|allowed|expected|tolerated|good|harmless|"
-    r"not\s+(?:an?\s+)?(?:defects?|anomal\w*|faults?|problems?|flaws?)|no\s+(?:defects?|problem))\b.*$"
-)
-_DEFECT_SUFFIX = re.compile(
-    r"\b(?:are|is|count as|counts as|should be|must be|means|mean|indicate|indicates)\s+"
-    r"(?:(?:all|always|considered|treated as|regarded as|flagged as|counted as|real)\s+)*"
-    r"(?:an?\s+)?(?:defects?|defective|anomal\w*|faults?|faulty|flaws?|unacceptable|not\s+(?:acceptable|ok|okay|allowed)|"
-    r"rejects?|rejected|bad|flagged|problems?|damage)\b.*$"
-)
-_NORMAL_PREFIX = re.compile(
-    r"^(?:normal(?:\s+variations?)?|acceptable|allowed|ok|okay|ignore|tolerate|allow|not\s+defects?)\s*[:\-]?\s+")
-_DEFECT_PREFIX = re.compile(r"^(?:defects?|anomal(?:y|ies)|faults?|flag|reject|detect|look for|find)\s*[:\-]?\s+")
-_LEADING = re.compile(r"^(?:and|or|but|also|the|a|an|any|all|some|every|only)\s+")
-
-
-def _items(text: str) -> list[str]:
-    parts = re.split(r",|;|\band\b|\bor\b|&|/", text)
-    out = []
-    for part in parts:
-        part = part.strip()
-        while True:
-            stripped = _LEADING.sub("", part)
-            if stripped == part:
-                break
-            part = stripped
-        if part:
-            out.append(part)
-    return out
-
-
-def parse_rules(text: str) -> Definition:
-    """The rule-based parser (no LLM). Clauses it cannot classify are listed in ``notes``."""
-    if len(text) > MAX_DEFINITION_CHARS:
-        raise ZsadError(f"the definition is {len(text)} characters; keep it under {MAX_DEFINITION_CHARS}")
-    defects: list[str] = []
-    normal: list[str] = []
-    notes: list[str] = []
-    clauses = re.split(r"[;\n]+|(?<!\d)\.(?!\d)|\bbut\b|\bwhile\b|\bwhereas\b|\bhowever\b", text.lower())
-    for clause in clauses:
-        clause = clause.strip(" ,:")
-        if not clause:
-            continue
-        if match := _NORMAL_SUFFIX.search(clause):
-            normal += _items(clause[: match.start()])
-        elif match := _DEFECT_SUFFIX.search(clause):
-            defects += _items(clause[: match.start()])
-        elif match := _NORMAL_PREFIX.match(clause):
-            normal += _items(clause[match.end():])
-        elif match := _DEFECT_PREFIX.match(clause):
-            defects += _items(clause[match.end():])
-        else:
-            notes.append(f"not understood, ignored: {clean_phrase(clause)!r}")
-    return Definition(text=text, defects=_clean_list(defects, notes), normal_variations=_clean_list(normal, notes),
-                      parser="rules", notes=notes)
-
-
-PARSE_TASK = (
-    "You help configure a visual anomaly detector. The user describes, for one product, what counts as a defect and "
-    "which variations are normal. Extract short visual noun phrases (for example 'crack', 'missing cap', 'stain on "
-    "the label', 'small colour difference', 'reflection'): defects go to 'defects', acceptable variations go to "
-    "'normal_variations'. Use only what the definition says."
-)
-
-
-def parse_definition(text: str, llm: LLM | None = None) -> Definition:
-    """The LLM's parse when an LLM is available and answers validly, the rule-based parse otherwise (the reason is
-    kept in ``notes``)."""
-    text = str(text).strip()
-    if not text:
-        raise ZsadError("the definition is empty; write what counts as a defect and what is normal")
-    if len(text) > MAX_DEFINITION_CHARS:
-        raise ZsadError(f"the definition is {len(text)} characters; keep it under {MAX_DEFINITION_CHARS}")
-    if llm is None or not llm.available:
-        return parse_rules(text)
-    messages = [system_message(PARSE_TASK, ParsedDefinition),
-                {"role": "user", "content": "Definition to analyse:\n" + quote_data("definition", text)}]
-    try:
-        parsed = llm.complete_json(messages, ParsedDefinition)
-    except ReasoningError as error:
-        fallback = parse_rules(text)
-        fallback.notes.insert(0, f"LLM parse failed, rule-based parser used: {error}")
-        return fallback
-    notes: list[str] = []
-    definition = Definition(text=text, defects=_clean_list(parsed.defects, notes),
-                            normal_variations=_clean_list(parsed.normal_variations, notes), parser="llm", notes=notes)
-    if not definition.defects and not definition.normal_variations:
-        fallback = parse_rules(text)
-        fallback.notes.insert(0, "the LLM found no phrases; rule-based parser used")
-        return fallback
-    return definition
 
 
 # ---------------------------------------------------------------------------------------------------------------

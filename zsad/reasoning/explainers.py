@@ -3,13 +3,20 @@
 Per image, the evidence (fused score and threshold, each evidence's own score, the top regions with position and
 size, and the defect phrases that best match each region) is put against the rules:
 
-- ``RuleExplainer`` (``"rules"``, no LLM): the numeric verdict, the anomaly rule whose phrase best matches the top
-  region's phrases (or the strongest rule), the normal rule that holds otherwise, and a sentence citing both rule
-  and region;
+- ``RuleExplainer`` (``"rules"``, no LLM): the numeric verdict, the anomaly rule that matches the top region's
+  phrases (the most similar phrase first; shared content words) or, when none does, a sentence saying so; the
+  normal rule that holds otherwise; a sentence citing rule and region;
 - ``LLMExplainer`` (``"llm"``): the same evidence and numbered rules, quoted as data, go to the LLM, which must
   return a verdict, one rule id, one region id and a short explanation (ids are validated against the ones sent,
-  so every citation is real). One call per image (cached on the inputs). When the LLM fails, the rule explainer's
-  answer is used and the error recorded.
+  so every citation is real). One call per image (cached on the inputs); ``explain_many`` keeps
+  ``--llm-concurrency`` of them in flight, results in input order. When the LLM fails the rule explainer's answer
+  is used and the failure's cause recorded; at the end of the run one warning says how many images fell back and
+  why.
+
+The LLM's text is plain text once cleaned (``plain_text``: no markup, no escape sequences, length-capped). An LLM
+explanation that contradicts the verdict that counts (the numeric one, unless ``--verdict llm``), by its verdict
+field or by what its text states, is replaced by the rule explainer's factual one; the LLM's verdict and text stay
+recorded (``reasoning["replaced"]``).
 
 Both set ``result.reasoning = {"verdict", "rule", "rule_id", "region", "explanation", "numeric_verdict", "source",
 ...}`` and return the explanation. They never change ``result.is_anomalous``: the numeric verdict stays
@@ -26,6 +33,8 @@ from __future__ import annotations
 
 import re
 import threading
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
@@ -34,9 +43,9 @@ from pydantic import BaseModel, Field, create_model
 
 from zsad.errors import ZsadError
 from zsad.explain.base import Explainer, ExplainerContext
-from zsad.reasoning.llm import LLM, ReasoningError, quote_data, system_message
+from zsad.reasoning.llm import LLM, OFFLINE, STOPPED, ReasoningError, quote_data, system_message
 from zsad.reasoning.rules import Rule, Rules
-from zsad.reasoning.vocabulary import clean_phrase, load_vocabulary
+from zsad.reasoning.vocabulary import clean_phrase, content_words, load_vocabulary, plain_text
 
 if TYPE_CHECKING:
     from zsad.backbones.base import Features
@@ -122,10 +131,6 @@ def _round(value):
     return None if value is None else round(float(value), 4)
 
 
-def _words(text: str) -> set[str]:
-    return {w.rstrip("s") for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 2}
-
-
 def _region_text(region: dict | None) -> str:
     if region is None:
         return "no region"
@@ -155,20 +160,41 @@ class RuleExplainer(Explainer):
         if self.phraser is not None:
             self.phraser.reset()
 
+    def matching_rule(self, looks: list[str]) -> str | None:
+        """The id of the anomaly rule that matches a region's phrases: for the most similar phrase first, the rule
+        sharing most content words with it (then the most voted, then the first); None when no rule shares a
+        word with any phrase. Without rules of its own the explainer's one anomaly rule is the threshold's."""
+        ids = self.rule_ids()
+        if not self.rules.anomaly:
+            return "A1"
+        anomaly = [k for k in ids if k.startswith("A")]
+        for phrase in looks:
+            words = content_words(phrase)
+            scored = [(len(words & content_words(ids[k].phrase)), ids[k].votes, -i, k) for i, k in enumerate(anomaly)]
+            best = max(scored)
+            if best[0] > 0:
+                return best[3]
+        return None
+
     def deduce(self, result: "AnomalyResult", record: dict) -> dict[str, Any]:
         ids = self.rule_ids()
         region = record["regions"][0] if record["regions"] else None
         fired = ", ".join(f"{n} {v['score']:.3g}" for n, v in record["evidence"].items()) or "none"
         if result.is_anomalous:
             looks = region["looks_like"] if region else []
-            anomaly_ids = [k for k in ids if k.startswith("A")]
-            scored = [(len(_words(ids[k].phrase) & _words(" ".join(looks))), -ids[k].votes, i, k)
-                      for i, k in enumerate(anomaly_ids)]
-            rule_id = max(scored, key=lambda t: (t[0], t[1], -t[2]))[3]
+            rule_id = self.matching_rule(looks)
             what = f", which looks most like {looks[0]!r}" if looks else ""
-            text = (f"anomalous: breaks rule {rule_id} ({ids[rule_id].rule!r}) at {_region_text(region)}{what}; "
-                    f"score {record['score']:.3g} >= threshold {record['threshold']:.3g}; evidence: {fired}")
+            numbers = f"score {record['score']:.3g} >= threshold {record['threshold']:.3g}; evidence: {fired}"
             verdict = "anomalous"
+            if rule_id is not None:
+                text = f"anomalous: breaks rule {rule_id} ({ids[rule_id].rule!r}) at {_region_text(region)}{what}; "
+            elif looks:
+                text = (f"anomalous: no rule of anomaly matches {_region_text(region)}{what} (nor "
+                        f"{', '.join(repr(p) for p in looks[1:]) or 'any other phrase'}); ")
+            else:
+                text = (f"anomalous at {_region_text(region)}; no rule of anomaly can be matched: the region has no "
+                        "phrases (the backbone has no text space); ")
+            text += numbers
         else:
             rule_id = "N1"
             if result.is_anomalous is None:
@@ -178,7 +204,7 @@ class RuleExplainer(Explainer):
             where = (f"; strongest {_region_text(region)} stays within the rules" if region else
                      "; no region stands out")
             text = f"{head}; consistent with rule {rule_id} ({ids[rule_id].rule!r}){where}; evidence: {fired}"
-        return {"verdict": verdict, "rule_id": rule_id, "rule": ids[rule_id].rule,
+        return {"verdict": verdict, "rule_id": rule_id or "none", "rule": ids[rule_id].rule if rule_id else None,
                 "region": region["id"] if region else "none", "explanation": text}
 
     def explain(self, result: "AnomalyResult", regions: list["Region"]) -> str:
@@ -213,16 +239,40 @@ def deduction_schema(rule_ids: list[str], region_ids: list[str]) -> type[BaseMod
     )
 
 
+_STATED = re.compile(
+    r"\b(?:image|product|object|item|part|sample|it|this|verdict)\s*(?:is|:|looks|appears|seems|was|=)\s+"
+    r"(?:(not|never|clearly|likely|probably|definitely|entirely|completely|fully|in fact)\s+)?"
+    r"(normal|anomalous|defective|defect-free|flawless|fine|acceptable|faulty|damaged)\b")
+_NORMAL_WORDS = {"normal", "defect-free", "flawless", "fine", "acceptable"}
+
+
+def stated_verdict(text: str) -> str | None:
+    """The verdict a text states outright ("the image is normal", "verdict: anomalous", "it is not defective"),
+    or None when it states none. Conservative: only a verdict word right after such a subject counts."""
+    found = None
+    for negation, word in _STATED.findall(text.lower()):
+        verdict = "normal" if word in _NORMAL_WORDS else "anomalous"
+        if negation in ("not", "never"):
+            verdict = "anomalous" if verdict == "normal" else "normal"
+        if found not in (None, verdict):
+            return None  # it says both: no clear statement
+        found = verdict
+    return found
+
+
 class LLMExplainer(RuleExplainer):
-    """The LLM applies the rules to the evidence; the rule explainer's answer when it fails."""
+    """The LLM applies the rules to the evidence; the rule explainer's answer when it fails.
+
+    ``verdict``: whose verdict is final (``"numeric"`` or ``"llm"``); an explanation contradicting it is replaced."""
 
     name = "llm"
 
     def __init__(self, llm: LLM, rules: Rules | None = None, phraser: RegionPhraser | None = None,
-                 send_images: bool = False):
+                 send_images: bool = False, verdict: str = "numeric"):
         super().__init__(rules, phraser)
         self.llm = llm
         self.send_images = send_images
+        self.verdict = verdict
 
     def messages(self, record: dict) -> list[dict]:
         rules = {rule_id: rule.rule for rule_id, rule in self.rule_ids().items()}
@@ -231,6 +281,21 @@ class LLMExplainer(RuleExplainer):
                 {"role": "user", "content": "Rules:\n" + quote_data("rules", rules) +
                  "\n\nEvidence:\n" + quote_data("evidence", record)}]
 
+    def explain_many(self, results: list["AnomalyResult"]) -> list[str]:
+        """``--llm-concurrency`` images in flight (each waits on its own request), explanations in input order;
+        then one warning when some fell back to rules."""
+        from tqdm.auto import tqdm
+
+        with ThreadPoolExecutor(max_workers=self.llm.config.concurrency, thread_name_prefix="zsad-explain") as pool:
+            texts = list(tqdm(pool.map(lambda r: self.explain(r, list(r.regions)), results), total=len(results),
+                              desc="explaining", unit="img", disable=len(results) < 100))
+        from zsad.reasoning.summary import fallback_warning
+
+        warning = fallback_warning(results, self.llm, self.verdict)
+        if warning:
+            warnings.warn(warning, UserWarning, stacklevel=2)
+        return texts
+
     def explain(self, result: "AnomalyResult", regions: list["Region"]) -> str:
         if result.error:
             return f"not inspected: {result.error}"
@@ -238,32 +303,39 @@ class LLMExplainer(RuleExplainer):
         ids = self.rule_ids()
         schema = deduction_schema(list(ids), [r["id"] for r in record["regions"]])
         images = [result.path] if self.send_images and result.path and self.llm.supports_images else None
+        factual = self.deduce(result, record)
         try:
             answer = self.llm.complete_json(self.messages(record), schema,
                                             images=[_load(p) for p in images] if images else None)
         except ReasoningError as error:
-            fallback = self.deduce(result, record)
-            result.reasoning = {**fallback, "numeric_verdict": result.verdict, "source": "fallback",
-                                "error": str(error)}
-            return fallback["explanation"] + " (LLM unavailable: rule-based explanation)"
+            result.reasoning = {**factual, "numeric_verdict": result.verdict, "source": "fallback",
+                                "cause": error.cause, "error": str(error)}
+            why = error.cause if error.cause in (OFFLINE, STOPPED) else f"LLM unavailable, {error.cause}"
+            return f"{factual['explanation']} ({why}: rule-based explanation)"
         region = next((r for r in record["regions"] if r["id"] == answer.region), None)
-        explanation = _plain(answer.explanation)
+        text = plain_text(answer.explanation)
         result.reasoning = {
             "verdict": answer.verdict, "rule_id": answer.rule, "rule": ids[answer.rule].rule,
-            "region": answer.region, "explanation": explanation, "numeric_verdict": result.verdict,
+            "region": answer.region, "explanation": text, "numeric_verdict": result.verdict,
             "source": "llm", "region_detail": region,
         }
-        agree = "agrees with" if answer.verdict == result.verdict else "differs from"
-        return f"{explanation} [LLM verdict {answer.verdict} {agree} the numeric verdict {result.verdict}]"
+        final = answer.verdict if self.verdict == "llm" else result.verdict
+        stated = stated_verdict(text)
+        if answer.verdict != final or stated not in (None, final):
+            reason = (f"the LLM's verdict is {answer.verdict}" if answer.verdict != final else
+                      f"its text calls the image {stated}") + f", the final verdict is {final}"
+            replacement = factual["explanation"] if final == result.verdict else (
+                f"{final} by the LLM's verdict, citing rule {answer.rule} ({ids[answer.rule].rule!r}) and "
+                f"{_region_text(region)}; the numeric verdict is {result.verdict}: score {record['score']:.3g}, "
+                f"threshold {record['threshold']:.3g}")
+            result.reasoning.update(explanation=replacement, llm_explanation=text, replaced=reason)
+            return f"{replacement} [the LLM's explanation was replaced: {reason}]"
+        if answer.verdict == result.verdict:
+            return f"{text} [LLM verdict {answer.verdict} agrees with the numeric verdict {result.verdict}]"
+        return f"{text} [LLM verdict {answer.verdict} is final; the numeric verdict is {result.verdict}]"
 
     def describe(self) -> dict[str, Any]:
         return {"explainer": self.name, "llm": self.llm.describe(), "rules": self.rules.describe()}
-
-
-def _plain(text: str) -> str:
-    """LLM text as plain data: printable, one line, bounded."""
-    text = "".join(ch if ch.isprintable() else " " for ch in text)
-    return " ".join(text.split())[:600]
 
 
 def _load(path: str):
@@ -295,10 +367,9 @@ def rules_explainer(ctx: ExplainerContext) -> RuleExplainer:
     return RuleExplainer(_rules(ctx), _phraser(ctx))
 
 
-def llm_explainer(ctx: ExplainerContext) -> RuleExplainer:
-    """The ``llm`` explainer; without an available LLM the rule explainer (its fallback) is used."""
+def llm_explainer(ctx: ExplainerContext) -> LLMExplainer:
+    """The ``llm`` explainer. With an LLM that is offline (``--llm-optional`` after a failed check) every image
+    gets the rule explainer's answer, recorded as a fallback with its cause."""
     if ctx.llm is None:
         raise ZsadError("--explain llm needs an LLM: give --llm-base-url and --llm-model (or --llm-backend)")
-    if not ctx.llm.available:
-        return RuleExplainer(_rules(ctx), _phraser(ctx))
-    return LLMExplainer(ctx.llm, _rules(ctx), _phraser(ctx), send_images=ctx.send_images)
+    return LLMExplainer(ctx.llm, _rules(ctx), _phraser(ctx), send_images=ctx.send_images, verdict=ctx.verdict)

@@ -1,7 +1,10 @@
 """From the reasoning settings (``ReasoningConfig``) to the objects the Detector takes its hooks from.
 
-``reasoning_setup(config, explainer)`` parses the definition (with the LLM when one is configured), loads the rules
-and builds the LLM client; the Detector takes from the returned ``ReasoningSetup``:
+``reasoning_setup(config, explainer)`` builds the LLM client and checks it once (``LLM.check``: key variable set,
+server reachable, model listed, local model loadable) before anything else: a failure is one ``ZsadError`` with
+its fix (``zsad detect`` exits 2), or, with ``--llm-optional``, one warning and an offline run. It then parses the
+definition (with the LLM when one is configured) and loads the rules; the Detector takes from the returned
+``ReasoningSetup``:
 
 - ``text_head(backbone, base)``: the text head (definition and/or rules prompts) or None for the default;
 - ``feature_transform(backbone, object_name)``: a ``Features -> Features`` callable for the reference and mutual
@@ -12,6 +15,7 @@ and builds the LLM client; the Detector takes from the returned ``ReasoningSetup
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,10 +26,10 @@ from zsad.reasoning.config import ReasoningConfig
 from zsad.reasoning.definition import (
     Definition, DefinitionHead, definition_notes, definition_prompt_set, definition_transform, parse_definition,
 )
-from zsad.reasoning.llm import LLM, LLMConfig, make_llm
+from zsad.reasoning.llm import LLM, LLMConfig, OfflineLLM, make_llm
 from zsad.reasoning.rules import Rules, RulesHead
 from zsad.scoring.prompts import PromptSet, load_prompt_set
-from zsad.scoring.text_heads import PromptSetHead
+from zsad.scoring.text_heads import PromptSetHead, is_family_spec
 
 
 def _attend(value: str) -> tuple[bool, float | None]:
@@ -67,6 +71,12 @@ class ReasoningSetup:
             return DefinitionHead(backbone, self.definition, prompt_set=base)
         return RulesHead(backbone, self.rules, prompt_set=base)
 
+    def hooks(self, backbone, prompts: str, object_name: str = "object", text_head=None):
+        """(text head, feature transform) for the Detector. Definitions and rules extend a prompt set; a head family
+        (``learned:``, ``rules:``) has none, so they extend WinCLIP's set instead. A given ``text_head`` wins."""
+        base = "winclip" if is_family_spec(prompts) else prompts
+        return text_head or self.text_head(backbone, base), self.feature_transform(backbone, object_name)
+
     def feature_transform(self, backbone, object_name: str = "object"):
         if self.definition is None:
             return None
@@ -79,7 +89,7 @@ class ReasoningSetup:
         and LLM."""
         return EXPLAINERS.get(self.explain)(ExplainerContext(
             backbone=backbone, object_name=object_name, rules=self.rules, definition=self.definition, llm=self.llm,
-            send_images=self.send_images))
+            send_images=self.send_images, verdict=self.verdict))
 
     def apply_verdict(self, result) -> None:
         """With ``verdict="llm"`` and a valid LLM answer, the LLM's verdict becomes the result's; the numeric one
@@ -87,6 +97,7 @@ class ReasoningSetup:
         reasoning = result.reasoning
         if reasoning is None:
             return
+        reasoning["verdict_setting"] = self.verdict
         if self.verdict == "llm" and reasoning.get("source") == "llm" and reasoning.get("verdict") in (
                 "anomalous", "normal"):
             result.is_anomalous = reasoning["verdict"] == "anomalous"
@@ -116,25 +127,42 @@ def reasoning_setup(config: ReasoningConfig, explain: str = "auto") -> Reasoning
     explain: the explainer setting ("auto": llm with an LLM, rules with rules or a definition, else factual).
     """
     backend = config.llm_backend or ("openai" if config.llm_base_url else "offline")
-    llm = None
-    if backend != "offline":
-        llm = make_llm(LLMConfig(backend=backend, model=config.llm_model, base_url=config.llm_base_url,
-                                 api_key_env=config.llm_api_key_env, supports_images=config.llm_images,
-                                 timeout=config.llm_timeout, concurrency=config.llm_concurrency))
     text = config.define
     if config.define_file:
         path = Path(config.define_file)
         if not path.is_file():
             raise ZsadError(f"definition file {path} not found")
         text = ((text + "\n") if text else "") + path.read_text()
-    definition = parse_definition(text, llm) if text else None
+    attend, gain = _attend(config.define_attend)
     rules = Rules.load(config.rules) if config.rules else None
     if explain == "auto":
-        explain = "llm" if llm is not None else "rules" if (rules or definition) else "factual"
-    if explain == "llm" and llm is None:
+        explain = "llm" if backend != "offline" else "rules" if (rules or text) else "factual"
+    if explain == "llm" and backend == "offline":
         raise ZsadError("--explain llm needs an LLM: give --llm-base-url and --llm-model (or --llm-backend)")
     if config.verdict == "llm" and explain != "llm":
         raise ZsadError("--verdict llm needs the LLM explainer (an LLM configured)")
-    attend, gain = _attend(config.define_attend)
+    llm = None
+    if backend != "offline":  # checked once, after the cheap checks and before any image is scored
+        llm = checked(make_llm(LLMConfig(
+            backend=backend, model=config.llm_model, base_url=config.llm_base_url, api_key_env=config.llm_api_key_env,
+            supports_images=config.llm_images, timeout=config.llm_timeout, concurrency=config.llm_concurrency,
+            max_failures=config.llm_max_failures)), optional=config.llm_optional)
+    definition = parse_definition(text, llm) if text else None
     return ReasoningSetup(llm=llm, definition=definition, rules=rules, explain=explain, verdict=config.verdict,
                           attend=attend, attend_gain=gain, send_images=config.llm_images)
+
+
+def checked(llm: LLM, optional: bool = False) -> LLM:
+    """``llm`` once its configuration passed ``LLM.check``. On failure: a ``ZsadError`` with the fix, or with
+    ``optional`` a warning and an offline stand-in that records why (every step then uses its rule-based
+    fallback, and the numeric verdict stays final)."""
+    try:
+        llm.check()
+    except ZsadError as error:
+        if not optional:
+            raise ZsadError(f"LLM check failed: {error}; or pass --llm-optional to run without the LLM") from None
+        warnings.warn(f"LLM unavailable ({error}); running offline (--llm-optional): the definition is read by the "
+                      "rule-based parser, explanations come from rules, verdicts stay numeric", UserWarning,
+                      stacklevel=2)
+        return OfflineLLM(llm.config, reason=str(error))
+    return llm

@@ -25,6 +25,54 @@ def clean_phrase(text: str, max_length: int = MAX_PHRASE) -> str:
     return text
 
 
+_STOPWORDS = frozenset("the and any all with without for from into onto that this are is its not but than too very "
+                       "some".split())
+
+
+def _singular(word: str) -> str:
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("ches", "shes", "xes", "sses", "zes")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def content_words(text: str) -> set[str]:
+    """The words that carry a phrase's meaning, singular, British spelling ("Scratches on the label" -> {"scratch",
+    "label"}): how two phrases are matched (a region's look against a rule, the LLM's reading of a definition
+    against the rule parser's)."""
+    words = re.findall(r"[a-z]+", str(text).lower().replace("color", "colour"))
+    return {_singular(w) for w in words if len(w) > 2 and w not in _STOPWORDS}
+
+
+MAX_EXPLANATION = 400
+# Terminal escape sequences, real (ESC ...) or written out ("\x1b[31m", "\u001b[0m", "\033[1m"), and the "[31m"
+# remnants an ESC-stripping pass leaves behind.
+_ESCAPES = re.compile(
+    r"(?:\x1b|\\x1b|\\u001b|\\033|\\e)(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])?"
+    r"|\[\d{1,3}(?:;\d{1,3})*m")
+_TAGS = re.compile(r"</?[a-zA-Z][^<>]{0,200}>")
+_LINKS = re.compile(r"!?\[([^\]]{0,200})\]\([^)]{0,500}\)")
+_EMPHASIS = re.compile(r"(?<![\w*_~`])(?:\*{1,3}|_{1,3}|~~)(?=\S)|(?<=\S)(?:\*{1,3}|_{1,3}|~~)(?![\w*_~`])")
+
+
+def plain_text(text: str, max_length: int = MAX_EXPLANATION) -> str:
+    """Text from an LLM as one plain line: escape sequences, HTML tags and Markdown (emphasis, code marks, links,
+    headings, list and quote marks) removed, non-printable characters dropped, at most ``max_length`` characters
+    (cut at a word, ending in "..."). Explanations are shown in terminals, CSV cells and web pages alike."""
+    text = _ESCAPES.sub(" ", str(text))
+    text = _LINKS.sub(r"\1", _TAGS.sub(" ", text))
+    text = re.sub(r"(?m)^\s*(?:#{1,6}|>+|[-*+]|\d+[.)])\s+", " ", text)
+    text = _EMPHASIS.sub("", text.replace("`", ""))
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    text = " ".join(text.split())
+    if len(text) > max_length:
+        text = text[: max_length - 3].rsplit(" ", 1)[0].rstrip(" ,;:") + "..."
+    return text
+
+
 @dataclass(frozen=True)
 class ConceptFamily:
     name: str
