@@ -44,8 +44,10 @@ class ReasoningConfig:
     llm_api_key_env: str | None = setting(None, metavar="VAR", help="name of the environment variable holding "
                                                                     "the API key (the key is never written)")
     llm_images: bool = setting(False, help="the model accepts images: send them")
-    llm_timeout: float = setting(60.0, parse=positive_float, metavar="S", help="seconds per LLM request")
-    llm_concurrency: int = setting(4, parse=positive_int, metavar="N", help="LLM requests at a time")
+    llm_timeout: float = setting(60.0, parse=positive_float, metavar="S", run_time_only=True,
+                                 help="seconds per LLM request")
+    llm_concurrency: int = setting(4, parse=positive_int, metavar="N", run_time_only=True,
+                                   help="LLM requests at a time")
     verdict: str = setting("numeric", choices=VERDICTS,
                            help="whose verdict is final: the numeric threshold or the LLM's; both are recorded")
 
