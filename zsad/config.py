@@ -147,6 +147,22 @@ def settings_table() -> dict[str, Setting]:
     return table
 
 
+def explicit_changes(config: DetectorConfig) -> dict[str, Any]:
+    """The settings given explicitly (origin "option") with a value other than the built-in default, by path."""
+    default = DetectorConfig()
+    return {path: value for path, origin in config.origins.items()
+            if origin == "option" and (value := _value_at(config, path)) != _value_at(default, path)}
+
+
+def flag_of(path: str) -> str:
+    """The command-line spelling of a setting path (``backbone.input_size`` -> ``--input-size``); other names
+    (``references``) as flags of the same name."""
+    for item in settings_table().values():
+        if item.field is not None and item.path == path:
+            return item.flag
+    return "--" + path.rsplit(".", 1)[-1].replace("_", "-")
+
+
 def run_time_only_paths() -> set[str]:
     """Settings declared ``run_time_only`` (where and how fast a run goes, not what it computes), by path."""
     return {".".join((*section, item.name)) for section, cls, _, _ in config_sections() for item in fields(cls)
