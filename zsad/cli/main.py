@@ -268,7 +268,17 @@ def build_parser() -> argparse.ArgumentParser:
     synth.set_defaults(run=cmd_synth)
 
     add_demo_parser(commands)
+    _show_defaults(parser)
     return parser
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every command's ``--help`` shows its defaults, whichever module added the command."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                sub.formatter_class = _HelpFormatter
+                _show_defaults(sub)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
