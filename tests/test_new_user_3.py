@@ -157,3 +157,29 @@ def test_unused_option_warning_names_flags_not_internal_paths():
                                         "backbone.dpam_layer": 3}  # prompts: the default, so nothing changed
     assert sorted(flag_of(p) for p in explicit_changes(config)) == ["--backbone", "--dpam-layer", "--vv-layers"]
     assert flag_of("text_head.object_name") == "--object" and flag_of("references") == "--references"
+
+
+def test_a_channels_first_array_is_one_image_or_refused_with_both_fixes():
+    from zsad.data.images import load_image
+    from zsad.data.sources import expand_sources
+    from zsad.errors import ZsadError
+
+    rng = np.random.default_rng(0)
+    chw = (rng.random((3, 20, 24)) * 255).astype(np.uint8)
+    hwc = np.ascontiguousarray(chw.transpose(1, 2, 0))
+    # one array is one image: read channels-first, the same pixels as its (H, W, C) transpose
+    np.testing.assert_array_equal(np.asarray(load_image(chw).image), hwc)
+    assert load_image(chw).original_size == (24, 20)
+    # alone, 3 x H x W is as often three greyscale images: refused with both fixes, not guessed
+    with pytest.raises(ZsadError, match=r"\(3, 20, 24\) is either one channels-first image or 3 greyscale images; "
+                                        r"pass array.transpose\(1, 2, 0\) \(or \[array\]\) for one image, or "
+                                        r"list\(array\) for 3"):
+        expand_sources(chw)
+    assert len(expand_sources([chw])) == 1 and len(expand_sources(list(chw))) == 3
+    assert len(expand_sources(chw[:1])) == 1  # 1 x H x W: one greyscale image either way
+    assert len(expand_sources(np.zeros((5, 20, 24), np.uint8))) == 5  # N greyscale images
+    batch = np.stack([chw, chw[::-1]])  # N x C x H x W: each item one channels-first image
+    sources = expand_sources(batch)
+    assert len(sources) == 2
+    np.testing.assert_array_equal(np.asarray(load_image(sources[1].item).image), hwc[..., ::-1])
+    assert len(expand_sources(np.zeros((2, 20, 24), np.uint8))) == 2  # 2 channels are no image: 2 greyscale ones
