@@ -183,3 +183,30 @@ def test_a_channels_first_array_is_one_image_or_refused_with_both_fixes():
     assert len(sources) == 2
     np.testing.assert_array_equal(np.asarray(load_image(sources[1].item).image), hwc[..., ::-1])
     assert len(expand_sources(np.zeros((2, 20, 24), np.uint8))) == 2  # 2 channels are no image: 2 greyscale ones
+
+
+def test_random_clip_weights_asked_for_are_built_without_open_clips_warning(caplog):
+    """open_clip's "initialized randomly" record is dropped at its one call; other records and later ones pass."""
+    import logging
+
+    import open_clip
+
+    from zsad.backbones.clip import RANDOM_INIT_MESSAGE, load_open_clip
+
+    calls = []
+
+    def create_model(name, pretrained=None, **kwargs):
+        calls.append(pretrained)
+        logging.warning(f"{RANDOM_INIT_MESSAGE} '{name}'. Model initialized randomly.")  # as open_clip's factory
+        logging.warning("something else")
+        return "model"
+
+    original = open_clip.create_model
+    open_clip.create_model = create_model
+    try:
+        assert load_open_clip("ViT-B-16", None)[0] == "model" and calls == [None]
+    finally:
+        open_clip.create_model = original
+    logging.warning(f"{RANDOM_INIT_MESSAGE} outside the call")
+    assert [r.getMessage() for r in caplog.records] == ["something else", f"{RANDOM_INIT_MESSAGE} outside the call"]
+    assert not logging.getLogger().filters
