@@ -210,3 +210,22 @@ def test_random_clip_weights_asked_for_are_built_without_open_clips_warning(capl
     logging.warning(f"{RANDOM_INIT_MESSAGE} outside the call")
     assert [r.getMessage() for r in caplog.records] == ["something else", f"{RANDOM_INIT_MESSAGE} outside the call"]
     assert not logging.getLogger().filters
+
+
+def test_adapter_weights_and_memories_are_written_readable_like_the_other_files(tmp_path):
+    import torch
+
+    from zsad.learning.adapters import AdapterConfig, read_adapter, save_adapter
+    from zsad.scoring.reference import ReferenceMemory
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    config = AdapterConfig(base_model={"name": "tiny-clip"})
+    folder = save_adapter(tmp_path / "a", config, {"prompt_learner.ctx": torch.ones(2, 3)})
+    mode = lambda path: path.stat().st_mode & 0o777  # noqa: E731
+    assert mode(folder / "weights.safetensors") == mode(folder / "config.json") == 0o666 & ~umask
+    assert torch.equal(read_adapter(folder)[1]["prompt_learner.ctx"], torch.ones(2, 3))
+    memory = ReferenceMemory.build(torch.rand(2, 1, 3, 3, 8))
+    memory.save(tmp_path / "m.safetensors")
+    assert mode(tmp_path / "m.safetensors") == 0o666 & ~umask
+    assert torch.equal(ReferenceMemory.load(tmp_path / "m.safetensors").bank, memory.bank)

@@ -8,7 +8,9 @@ message box and as a toast; the page keeps its previous results and stays usable
 """
 import logging
 import os
+import sys
 import tempfile
+import time
 
 from zsad.demo.session import (
     DemoSettings, DetectorCache, RunRequest, RunState, apply_threshold, detail, gallery, initial_backbone,
@@ -176,10 +178,22 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
 
 
 def launch(settings: DemoSettings, host: str = "127.0.0.1", port: int | None = None, block: bool = True):
-    """Build and serve the app. ``block=False`` returns at once (tests); the caller then calls ``demo.close()``."""
+    """Build and serve the app. ``block=False`` returns at once (tests); the caller then calls ``demo.close()``.
+
+    Gradio's own console lines are off (``quiet``, ``close(verbose=False)``): they advertise a share link this app
+    never creates and a Ctrl+C notice of its own; zsad prints the one line a user needs, where the page is."""
     demo = build_app(settings)
     allowed = [demo.zsad_examples_dir] if demo.zsad_examples_dir else None
     demo.launch(server_name=host, server_port=port, share=False, max_file_size=settings.max_file_size,
                 allowed_paths=allowed, show_error=False, ssr_mode=False, mcp_server=False, pwa=False,
-                prevent_thread_lock=not block, quiet=not block, footer_links=[])
+                prevent_thread_lock=True, quiet=True, footer_links=[])
+    if block:
+        print(f"zsad demo: serving {demo.local_url} (Ctrl+C stops it)", file=sys.stderr, flush=True)
+        try:
+            while demo.is_running:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            demo.close(verbose=False)
     return demo

@@ -224,7 +224,7 @@ class ReferenceMemory:
 
     def save(self, path: str | Path) -> None:
         """One safetensors file: the bank as a tensor; config, metadata and format as string metadata."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
         header = {
             "format": _FORMAT,
@@ -232,7 +232,8 @@ class ReferenceMemory:
             "meta": json.dumps(self.meta),
             "source_patches": str(self.source_patches),
         }
-        save_file({"bank": self.bank.detach().to("cpu").contiguous()}, str(path), metadata=header)
+        # Written as bytes, with the permissions of any other file: safetensors' save_file makes it owner-only.
+        Path(path).write_bytes(save({"bank": self.bank.detach().to("cpu").contiguous()}, metadata=header))
 
     @classmethod
     def load(
