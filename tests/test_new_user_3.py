@@ -229,3 +229,13 @@ def test_adapter_weights_and_memories_are_written_readable_like_the_other_files(
     memory.save(tmp_path / "m.safetensors")
     assert mode(tmp_path / "m.safetensors") == 0o666 & ~umask
     assert torch.equal(ReferenceMemory.load(tmp_path / "m.safetensors").bank, memory.bank)
+
+
+def test_the_readme_links_nothing_outside_the_repository():
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "../" not in readme and "/work/" not in readme
+    for target in re.findall(r"\]\(([^)\s]+)\)", readme):
+        assert target.startswith(("http://", "https://", "#")) or not target.startswith(("/", "~")), target
+    assert "(docs/design.md)" in readme
