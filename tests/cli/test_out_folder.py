@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -97,15 +98,17 @@ def test_a_changed_file_is_refused_or_rescored_and_a_touched_one_reused(folder, 
 
     changed = np.asarray(Image.open(folder / "003.png")).copy()
     changed[5:40, 5:40] = (20, 200, 20)
-    Image.fromarray(changed).save(folder / "003.png")  # same size in bytes is not guaranteed: content decides
-    os.utime(folder / "003.png", ns=(stamp, stamp))
+    Image.fromarray(changed).save(folder / "003.png")
+    os.utime(folder / "003.png", ns=(stamp, stamp))  # even with the old time: its size or content tells
+    shutil.copy(folder / "003.png", folder / "002.png")
     code, err = _detect(folder, *BASE, "--out", out, "--resume")
-    assert code == 2 and err.count("\n") == 1 and "003.png" in err and "changed since they were scored" in err
+    assert code == 2 and err.count("\n") == 1 and "2 input(s) changed since they were scored" in err
+    assert "002.png (" in err and "003.png (" in err
     assert _csv(out) == first
 
     code, err = _detect(folder, *BASE, "--out", out, "--resume=rescore-changed")
-    assert code == 0 and "scoring again 1 input(s)" in err
-    assert _journal_lines(out) == 5  # only the changed image was scored again
+    assert code == 0 and "scoring again 2 input(s)" in err
+    assert _journal_lines(out) == 6  # only the changed images were scored again
     fresh = _fresh(tmp_path, "fresh", folder, *BASE)
     assert _csv(out) == _csv(fresh) != first
     assert _overlays(out) == _overlays(fresh)
@@ -199,3 +202,24 @@ def test_a_resume_mode_other_than_rescore_changed_is_a_parser_error(folder, caps
     with pytest.raises(SystemExit) as stop:
         main(["detect", "--resume", str(folder)])
     assert stop.value.code == 2 and "--resume=rescore-changed" in capsys.readouterr().err
+
+
+def test_a_file_is_the_same_by_size_and_time_or_else_by_content(tmp_path):
+    from zsad.outputs.journal import file_change, file_identity
+
+    path = tmp_path / "x.bin"
+    path.write_bytes(b"a" * 10)
+    journaled = file_identity(path)
+    assert file_change(str(path), journaled) is None
+    stamp = path.stat().st_mtime_ns
+    os.utime(path, ns=(stamp + 10**9, stamp + 10**9))
+    assert file_change(str(path), journaled) is None  # touched only: the sha256 is the same
+    path.write_bytes(b"b" * 10)
+    os.utime(path, ns=(stamp + 2 * 10**9, stamp + 2 * 10**9))
+    assert file_change(str(path), journaled) == "content"
+    os.utime(path, ns=(stamp, stamp))
+    assert file_change(str(path), journaled) is None  # same size and time: not read (the quick check)
+    path.write_bytes(b"b" * 11)
+    assert file_change(str(path), journaled) == "size"
+    path.unlink()
+    assert file_change(str(path), journaled) == "missing"

@@ -169,35 +169,35 @@ class ScoreJournal:
     # -- per-image evidence -----------------------------------------------------------------------------------
 
     def check_inputs(self, paths: list[str]) -> dict[str, str]:
-        """Compare every journaled input among ``paths`` with its file now, before any work: with plain resume a
-        change is refused (one line), with rescore-changed the changed ones are scored again. Returns them."""
+        """Compare every journaled input among ``paths`` with its file now, before any work: with plain resume the
+        changes are refused (one line naming them), with rescore-changed they are scored again. Returns them."""
         for path in paths:
-            self._reusable(path)
+            self._note_change(path)
+        self._refuse_changes()
         return dict(self.changed)
 
-    def _reusable(self, path: str) -> bool:
-        entry = self.entries.get(path)
-        if entry is None:
-            return False
-        if path not in self._checked:
+    def _note_change(self, path: str) -> None:
+        if path in self.entries and path not in self._checked:
             self._checked.add(path)
-            why = file_change(path, entry.get("file"))
+            why = file_change(path, self.entries[path].get("file"))
             if why is not None:
                 self.changed[path] = why
-        if path not in self.changed:
-            return True
-        if self.mode == "resume":
+
+    def _refuse_changes(self) -> None:
+        if self.changed and self.mode == "resume":
             listed = ", ".join(f"{p} ({why})" for p, why in list(self.changed.items())[:3])
             more = f" and {len(self.changed) - 3} more" if len(self.changed) > 3 else ""
             raise ZsadError(f"--resume: {len(self.changed)} input(s) changed since they were scored: {listed}{more}; "
                             "pass --resume=rescore-changed to score them again, or run without --resume")
-        return False
 
     def get(self, path: str | None, evidence: list[str]) -> dict | None:
-        if not path or not self._reusable(path):
+        """The journaled evidence of ``path`` when it can be reused (same file, same evidence), else None."""
+        if not path or path not in self.entries:
             return None
+        self._note_change(path)
+        self._refuse_changes()
         entry = self.entries[path]
-        if list(entry["evidence"]) != evidence:
+        if path in self.changed or list(entry["evidence"]) != evidence:
             return None
         return {
             "original_size": tuple(entry["size"]),
