@@ -42,10 +42,12 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 class RuntimeConfig:
     """Where and how the backbone runs; changes speed and memory, not what is computed (up to precision)."""
 
-    device: str = setting("auto", metavar="DEVICE", help="auto (CUDA when available, else CPU), cpu, cuda, cuda:N")
+    device: str = setting("auto", metavar="DEVICE", run_time_only=True,
+                          help="auto (CUDA when available, else CPU), cpu, cuda, cuda:N")
     precision: str = setting("auto", choices=PRECISIONS, help="auto: bf16 on CUDA, fp32 on CPU (fp32 is faster "
                                                               "than bf16 on most CPUs)")
-    batch_size: int = setting(8, parse=positive_int, metavar="N", help="images per backbone pass")
+    batch_size: int = setting(8, parse=positive_int, metavar="N", run_time_only=True,
+                              help="images per backbone pass")
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -141,6 +143,28 @@ def settings_table() -> dict[str, Setting]:
                                    f"{item.path}); give one of the fields another option name")
             table[item.option] = item
     return table
+
+
+def explicit_changes(config: DetectorConfig) -> dict[str, Any]:
+    """The settings given explicitly (origin "option") with a value other than the built-in default, by path."""
+    default = DetectorConfig()
+    return {path: value for path, origin in config.origins.items()
+            if origin == "option" and (value := _value_at(config, path)) != _value_at(default, path)}
+
+
+def flag_of(path: str) -> str:
+    """The command-line spelling of a setting path (``backbone.input_size`` -> ``--input-size``); other names
+    (``references``) as flags of the same name."""
+    for item in settings_table().values():
+        if item.field is not None and item.path == path:
+            return item.flag
+    return "--" + path.rsplit(".", 1)[-1].replace("_", "-")
+
+
+def run_time_only_paths() -> set[str]:
+    """Settings declared ``run_time_only`` (where and how fast a run goes, not what it computes), by path."""
+    return {".".join((*section, item.name)) for section, cls, _, _ in config_sections() for item in fields(cls)
+            if item.metadata.get("run_time_only")}
 
 
 def _section(config: DetectorConfig, path: tuple[str, ...]) -> Any:

@@ -45,13 +45,14 @@ class Alias:
 def setting(default: Any = MISSING, *, help: str | Callable[[], str], option: str | None = None, default_factory: Any = MISSING,
             choices: Choices = None, parse: Callable[[str], Any] | None = None, cli: bool = True,
             aliases: tuple[Alias, ...] = (), sets: Callable[[Any], dict[str, Any]] | None = None,
-            metavar: str | None = None, flag: str | None = None) -> Any:
+            metavar: str | None = None, flag: str | None = None, run_time_only: bool = False) -> Any:
     """A dataclass field with its surface: ``option`` (flat name, see the module docstring), ``help``, ``choices``
     (a tuple, or a function listing a registry's names), ``parse`` (CLI text -> value, default from the type),
-    ``cli`` (False: presets and Python only), ``aliases``, and ``sets`` (value -> other fields of the section that
-    the same choice fixes, e.g. two conventions of one setting)."""
+    ``cli`` (False: presets and Python only), ``aliases``, ``sets`` (value -> other fields of the section that
+    the same choice fixes, e.g. two conventions of one setting), and ``run_time_only`` (where or how fast it runs,
+    not what it computes: left out of the fingerprint ``--resume`` compares)."""
     metadata = {"help": help, "option": option, "choices": choices, "parse": parse, "cli": cli, "aliases": aliases,
-                "sets": sets, "metavar": metavar, "flag": flag}
+                "sets": sets, "metavar": metavar, "flag": flag, "run_time_only": run_time_only}
     if default_factory is not MISSING:
         return field(default_factory=default_factory, metadata=metadata)
     return field(default=default, metadata=metadata)

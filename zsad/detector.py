@@ -170,6 +170,7 @@ class Detector:
         config = self.config
         planned = planning.plan(config.method, config.fuse, config.scorers, self.context, run)
         extra = planning.fallback(config.method, config.fuse, planned, config.scorers, self.context, run)
+        self._report_unused(planned, references)
         scorers = [p.build(self.context) for p in planned + extra]
         for scorer in scorers:
             scorer.start(run)
@@ -193,6 +194,21 @@ class Detector:
             return results
         finally:
             self.explainer.reset()
+
+    def _report_unused(self, planned: list[planning.Planned], references) -> None:
+        """One warning per group of options the user gave that no scorer of this run reads (the rule:
+        ``zsad.scoring.planning``); Python's warning registry shows each once per process."""
+        from zsad.config import explicit_changes, flag_of
+
+        given = [*explicit_changes(self.config), *(["references"] if references is not None else [])]
+        running = [p.name for p in planned]
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for path, readers in planning.unused_settings(given, running, self.config.method == "auto").items():
+            groups.setdefault(tuple(readers), []).append(flag_of(path))
+        for readers, flags in groups.items():
+            methods = " or ".join([", ".join(readers[:-1]), readers[-1]] if len(readers) > 1 else readers)
+            warnings.warn(f"{' and '.join(flags)} {'is' if len(flags) == 1 else 'are'} not used by "
+                          f"{' + '.join(running)} scoring; use --method {methods}", UserWarning, stacklevel=3)
 
     def _score(self, sources: list[Source], scorers: list[Scorer], run: ScoringRun, journal, state,
                n_planned: int, cancel=None):

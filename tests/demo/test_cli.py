@@ -34,3 +34,40 @@ def test_an_unknown_preset_is_a_clear_error():
     assert settings_from_args(_parse(["--preset", "musc"])).preset == "musc"
 
 
+
+
+@pytest.mark.slow  # starts the server in another process
+def test_the_console_shows_where_the_page_is_and_no_gradio_banner(tmp_path):
+    """Gradio's lines (a share link this app never makes, its own Ctrl+C notice) stay off the console; zsad prints
+    the page's address, and Ctrl+C ends the server with exit code 0."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    out, err = tmp_path / "out", tmp_path / "err"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "zsad.demo", "--backbone", "tiny-clip", "--port", str(port),
+                                    "--no-examples"], stdout=stdout, stderr=stderr, env=env)
+    try:
+        deadline = time.monotonic() + 180
+        while "serving" not in err.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, err.read_text()[-2000:]
+            time.sleep(0.2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=20) as reply:
+            assert reply.status == 200
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert out.read_text() == ""
+    assert err.read_text() == f"zsad demo: serving http://127.0.0.1:{port}/ (Ctrl+C stops it)\n"

@@ -16,6 +16,8 @@ forward for ViT-B-16-plus-240 at 240 px (15 x 15 grid, k = 2 and 3). V-V attenti
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from dataclasses import dataclass
 
@@ -322,6 +324,26 @@ def _cached_checkpoint(pretrained_cfg: dict) -> str | None:
     return None
 
 
+RANDOM_INIT_MESSAGE = "No pretrained weights loaded for model"
+
+
+@contextlib.contextmanager
+def _quiet_random_init():
+    """open_clip logs "No pretrained weights loaded for model ... initialized randomly" on the root logger when a
+    model is built without weights; with ``--pretrained random`` that is what was asked for. That one record is
+    dropped during this one call (a filter on the root logger, removed after it); every other record passes."""
+    root = logging.getLogger()
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(RANDOM_INIT_MESSAGE)
+
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
+
+
 def load_open_clip(name: str, pretrained: str | None, cache_dir: str | None = None, quick_gelu: bool | None = None):
     """Model + tokenizer by open_clip name and pretrained tag, local checkpoint file, or hf-hub:/local-dir: name.
 
@@ -371,8 +393,9 @@ def load_open_clip(name: str, pretrained: str | None, cache_dir: str | None = No
         tag_cfg = open_clip.get_pretrained_cfg(model_name, pretrained) if pretrained and not os.path.isfile(
             pretrained) and not name.startswith(("hf-hub:", "local-dir:")) else {}
         force = bool(tag_cfg.get("quick_gelu", False)) if quick_gelu is None else quick_gelu
-        model = open_clip.create_model(model_name, pretrained=pretrained or None, cache_dir=cache_dir,
-                                       force_quick_gelu=force)
+        with contextlib.nullcontext() if pretrained else _quiet_random_init():
+            model = open_clip.create_model(model_name, pretrained=pretrained or None, cache_dir=cache_dir,
+                                           force_quick_gelu=force)
     except (RuntimeError, FileNotFoundError, ValueError, OSError) as error:
         raise ZsadError(f"cannot load {name} (pretrained={pretrained}): {error}. {fix}") from None
     return model, open_clip.get_tokenizer(model_name)

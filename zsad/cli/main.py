@@ -102,11 +102,12 @@ def _detect_in_process(args, config, state) -> int:
 
     from zsad.data.images import load_image
     from zsad.discovery.cli import DiscoveryStep, requested_discovery
-    from zsad.outputs import WRITERS, ScoreJournal, check_output_folder, write_results, writers_with
+    from zsad.outputs import WRITERS, check_output_folder, check_reusable, write_results, writers_with
     from zsad.parallel import is_main
 
     main_process = is_main(state)
     out = check_output_folder(Path(args.out)) if main_process else Path(args.out)
+    check_reusable(out, overwrite=args.overwrite)  # every process: all refuse alike, none waits for the others
     if state is not None and config.runtime.device == "auto":
         config = replace(config, runtime=replace(config.runtime, device=str(state.device)))  # one per process
     discovery = requested_discovery(args)  # its options checked before the model loads
@@ -128,15 +129,16 @@ def _detect_in_process(args, config, state) -> int:
         value = detector.calibrate([s.path for s in samples], [s.label for s in samples], references=references,
                                    progress=main_process)
         print(f"calibrated threshold {value:.6g} (F1-max on {args.calibrate})", file=sys.stderr)
-    journal = ScoreJournal(out, resume=args.resume) if state is None else None
+    journal = _open_journal(args, out, detector, references, main_process)
     results = detector.detect(args.paths, references=references, object_name=config.text_head.object_name,
-                              progress=main_process, journal=journal, state=state)
+                              progress=main_process, journal=journal if state is None else None, state=state)
     if not main_process:
         return 0
     run_info = {"command": "detect", "inputs": [str(p) for p in args.paths], "references": args.references,
                 "processes": 1 if state is None else state.num_processes, "settings": detector.describe()}
     report = write_results(results, out, run_info, load_image=lambda r: load_image(r.path).image,
-                           progress=True, resume=args.resume, writers=writers_with(step.writer()) if step else WRITERS)
+                           progress=True, journal=journal,
+                           writers=writers_with(step.writer()) if step else WRITERS)
     failed = [r for r in results if r.error]
     anomalous = sum(r.is_anomalous is True for r in results)
     scored = len(results) - len(failed)
@@ -150,6 +152,34 @@ def _detect_in_process(args, config, state) -> int:
     if step:
         step.report(out)
     return 1 if len(failed) == len(results) else 0
+
+
+def _open_journal(args, out: Path, detector, references, main_process: bool):
+    """The output folder's journal with this run's fingerprint (``references``: the built reference memory or
+    None): refuses a folder of other settings (unless
+    --overwrite), and with --resume a journal of other settings or inputs changed since they were scored
+    (``zsad.outputs.journal``), all before any image is scored."""
+    from zsad.data.sources import expand_sources
+    from zsad.evaluation.environment import result_fingerprint
+    from zsad.outputs import ScoreJournal
+
+    journal = ScoreJournal(out, resume=args.resume, fingerprint=result_fingerprint(detector, references),
+                           overwrite=args.overwrite, write=main_process)
+    if args.resume:
+        changed = journal.check_inputs([s.path for s in expand_sources(args.paths) if s.path is not None])
+        if changed and main_process:
+            print(f"scoring again {len(changed)} input(s) changed since they were scored", file=sys.stderr)
+    return journal
+
+
+def resume_mode(text: str) -> str:
+    """``--resume=rescore-changed``; anything else is refused with the two spellings."""
+    from zsad.outputs import RESCORE_CHANGED
+
+    if text != RESCORE_CHANGED:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a resume mode; write --resume or "
+                                         f"--resume={RESCORE_CHANGED}, with the image paths before it")
+    return text
 
 
 def cmd_train(args) -> int:
@@ -205,8 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="save the reference memory to this .safetensors file")
     detect.add_argument("--calibrate", default=None, metavar="MANIFEST",
                         help="labelled manifest (CSV/JSON with path,label) to set the threshold by F1-max")
-    detect.add_argument("--resume", action="store_true",
-                        help="keep what an interrupted run into the same --out already scored and wrote")
+    detect.add_argument("--resume", nargs="?", const=True, default=False, type=resume_mode, metavar="rescore-changed",
+                        help="keep what an interrupted run of the same settings into the same --out already scored "
+                             "and wrote; refused when settings or input files changed since, unless "
+                             "--resume=rescore-changed, which scores those again")
+    detect.add_argument("--overwrite", action="store_true",
+                        help="write into a non-empty --out that holds other files or another run: only the files "
+                             "zsad wrote there (listed in its journal and results.json) are removed")
     detect.add_argument("--processes", type=positive_int, default=1,
                         help="split the images between this many processes on this machine (torchrun)")
     add_detector_options(detect)
@@ -243,7 +278,17 @@ def build_parser() -> argparse.ArgumentParser:
     synth.set_defaults(run=cmd_synth)
 
     add_demo_parser(commands)
+    _show_defaults(parser)
     return parser
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every command's ``--help`` shows its defaults, whichever module added the command."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                sub.formatter_class = _HelpFormatter
+                _show_defaults(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

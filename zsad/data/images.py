@@ -270,11 +270,10 @@ def _describe(exc: Exception) -> str:
 
 
 def _array_to_pil(array: np.ndarray, where: str) -> Image.Image:
-    """Turn an HxW, HxWx1, HxWx3 or HxWx4 array (uint8, uint16, bool, small ints, float in [0, 1]) into PIL."""
+    """Turn an HxW, HxWx1, HxWx3 or HxWx4 array (uint8, uint16, bool, small ints, float in [0, 1]) into PIL. One
+    array is one image, so a 1, 3 or 4 x H x W array is read channels-first (a torch tensor's layout)."""
     if array.ndim == 3 and array.shape[-1] not in (1, 3, 4) and array.shape[0] in (1, 3, 4):
-        raise ImageLoadError(
-            f"{where}: array of shape {array.shape} looks channel-first; transpose it to (height, width, channels)"
-        )
+        array = np.moveaxis(array, 0, -1)
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (1, 3, 4)):
         raise ImageLoadError(
             f"{where}: array of shape {array.shape} is not an image; expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)"

@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from zsad.data.images import list_images
+from zsad.errors import ZsadError
 
 
 @dataclass
@@ -28,7 +29,8 @@ def expand_sources(images) -> list[Source]:
     """Inputs -> one ``Source`` per image, in order.
 
     A single PIL image or array is one image (an array of shape N x H x W x C is N images; H x W x C with C in
-    1, 3, 4 and H x W are one). Folders are expanded (sorted) and their images are named by their path relative
+    1, 3, 4 and H x W are one; N x H x W is N greyscale images; see ``_is_array_batch`` for channels-first
+    arrays). Folders are expanded (sorted) and their images are named by their path relative
     to the folder (``good/000.png``, ``hole/000.png``), so names stay unique; files given directly keep their
     name. A missing or bad file becomes an error result later, not a failed batch.
     """
@@ -52,9 +54,21 @@ def expand_sources(images) -> list[Source]:
 
 
 def _is_array_batch(array: np.ndarray) -> bool:
+    """Whether one array given alone holds several images. 4-D: a batch (N x H x W x C, or N x C x H x W: each
+    item is one image). 3-D with 1, 3 or 4 channels last: one image. 1 x H x W: one greyscale image either way.
+    3 x H x W and 4 x H x W are one channels-first image as often as 3 or 4 greyscale images (a torch tensor's
+    layout): refused with both fixes rather than guessed. Any other N x H x W: N greyscale images. An array inside a
+    list is always one image (``zsad.data.images`` reads channels-first ones)."""
     if array.ndim == 4:
         return True
-    return array.ndim == 3 and array.shape[-1] not in (1, 3, 4)
+    if array.ndim != 3 or array.shape[-1] in (1, 3, 4) or array.shape[0] == 1:
+        return False
+    if array.shape[0] in (3, 4):
+        count = array.shape[0]
+        raise ZsadError(f"array of shape {tuple(array.shape)} is either one channels-first image or {count} greyscale "
+                        f"images; pass array.transpose(1, 2, 0) (or [array]) for one image, or list(array) for "
+                        f"{count} greyscale images")
+    return True
 
 
 def _relative_name(path: Path, folder: Path) -> str:

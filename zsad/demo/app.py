@@ -11,7 +11,9 @@ zsad understood" shows the definition as parsed and the rules applied (``zsad.de
 import inspect
 import logging
 import os
+import sys
 import tempfile
+import time
 from dataclasses import replace
 
 from zsad.demo.grouping import discover_types, grouped_gallery, result_index, types_text
@@ -232,11 +234,23 @@ def build_app(settings: DemoSettings | None = None, cache: DetectorCache | None 
 
 
 def launch(settings: DemoSettings, host: str = "127.0.0.1", port: int | None = None, block: bool = True):
-    """Build and serve the app. ``block=False`` returns at once (tests); the caller then calls ``demo.close()``."""
+    """Build and serve the app. ``block=False`` returns at once (tests); the caller then calls ``demo.close()``.
+
+    Gradio's own console lines are off (``quiet``, ``close(verbose=False)``): they advertise a share link this app
+    never creates and a Ctrl+C notice of its own; zsad prints the one line a user needs, where the page is."""
     demo = build_app(settings)
     allowed = [demo.zsad_examples_dir] if demo.zsad_examples_dir else None
     css = {"css": CSS} if "css" in inspect.signature(demo.launch).parameters else {}
     demo.launch(server_name=host, server_port=port, share=False, max_file_size=settings.max_file_size, **css,
                 allowed_paths=allowed, show_error=False, ssr_mode=False, mcp_server=False, pwa=False,
-                prevent_thread_lock=not block, quiet=not block, footer_links=[])
+                prevent_thread_lock=True, quiet=True, footer_links=[])
+    if block:
+        print(f"zsad demo: serving {demo.local_url} (Ctrl+C stops it)", file=sys.stderr, flush=True)
+        try:
+            while demo.is_running:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            demo.close(verbose=False)
     return demo

@@ -20,7 +20,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, choices=layout_names(with_aliases=True),
                         help=f"layout: {_layouts_help()}")
     parser.add_argument("--root", required=True, help="dataset root (or manifest file, or hf data set)")
-    parser.add_argument("--categories", nargs="+", default=None)
+    parser.add_argument("--categories", nargs="+", default=None,
+                        help="categories to evaluate (default: every one the layout finds under --root)")
     parser.add_argument("--out", default="zsad-eval",
                         help="run folder: run.json, grid_maps.npz, metrics.md/json (read by `zsad report`)")
     parser.add_argument("--shots", type=int, default=0,

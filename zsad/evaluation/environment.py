@@ -91,3 +91,34 @@ def describe_detector(detector: Any) -> dict[str, Any]:
         "device": device_description(detector),
         "argv": list(sys.argv),
     }
+
+
+def result_fingerprint(detector: Any, memory: Any = None) -> dict[str, Any]:
+    """Everything that determines a detector's results, for the journal that ``--resume`` checks
+    (``zsad.outputs.journal``): the resolved settings (results.json's ``settings`` without run-time-only facts:
+    which level set a value, the preset's name, what a run resolved, and settings declared ``run_time_only``), the
+    text head's content (``TextHead.fingerprint``), explainer and reasoning, the backbone's weights fingerprint and
+    the reference memory's (``ReferenceMemory.fingerprint``; None without references)."""
+    from zsad.config import run_time_only_paths
+
+    settings = jsonable(detector.describe())
+    ran = settings.pop("ran", {}) or {}
+    settings.pop("origins", None)
+    settings.pop("preset", None)
+    for path in run_time_only_paths():
+        *section, key = path.split(".")
+        node = settings
+        for part in section:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(key, None)
+    head = detector.text_head
+    object_name = detector.config.text_head.object_name
+    return {
+        "settings": settings,
+        "text_head": None if head is None else jsonable(head.fingerprint(object_name)),
+        "explainer": ran.get("explainer"),
+        "reasoning": ran.get("reasoning"),
+        "weights": weights_fingerprint(detector.backbone),
+        "references": None if memory is None else memory.fingerprint(),
+    }

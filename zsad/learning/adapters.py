@@ -132,12 +132,13 @@ def backbone_settings(backbone) -> dict[str, Any]:
 
 def save_adapter(directory: str | Path, config: AdapterConfig, tensors: dict[str, torch.Tensor],
                  card: dict[str, Any] | None = None) -> Path:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(directory / WEIGHTS),
-              metadata={"format": FORMAT})
+    # Written as bytes like config.json and the card: safetensors' save_file creates its file owner-only (0600).
+    (directory / WEIGHTS).write_bytes(save({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+                                           metadata={"format": FORMAT}))
     (directory / CONFIG).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     if card is not None:
         write_card(directory, {**card, "base_model": config.base_model, "config": config.to_dict()})

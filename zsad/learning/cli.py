@@ -50,32 +50,35 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     from zsad.data.layouts import layout_names
 
     p = subparsers.add_parser("train", help="learn AnomalyCLIP prompts (and/or LoRA) on data with masks",
-                              description="Train object-agnostic prompts as AnomalyCLIP does. Protocol of the "
-                              "field: train on VisA, test on MVTec (and the reverse).")
+                              description="Train object-agnostic prompts as AnomalyCLIP does; the defaults are the "
+                              "official recipe. Protocol of the field: train on VisA, test on MVTec (and the reverse).")
     p.add_argument("--data", required=True, help="dataset root, datasets folder/parquet, or hub name (--dataset hf)")
     p.add_argument("--dataset", choices=layout_names(with_aliases=True), default="mvtec",
                    help="data set layout (every layout can feed training: its labelled images are used)")
-    p.add_argument("--categories", nargs="+", default=None)
+    p.add_argument("--categories", nargs="+", default=None, help="categories to train on (default: every one)")
     p.add_argument("--val-data", default=None, help="validation set (same kind) for per-epoch metrics")
-    p.add_argument("--val-categories", nargs="+", default=None)
+    p.add_argument("--val-categories", nargs="+", default=None,
+                   help="validation categories (default: every one of --val-data)")
     p.add_argument("--out", required=True, help="adapter folder, e.g. adapters/anomalyclip-visa")
     _backbone_args(p)
     p.add_argument("--loss-layers", type=int, nargs="+", default=None, help="layers in the loss (default: all)")
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--seed", type=int, default=111)
-    p.add_argument("--n-ctx", type=int, default=12)
-    p.add_argument("--depth", type=int, default=9)
-    p.add_argument("--t-n-ctx", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=15, help="passes over the training images")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (betas 0.5, 0.999)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per optimisation step")
+    p.add_argument("--seed", type=int, default=111, help="seed of the prompts' initialisation and the data order")
+    p.add_argument("--n-ctx", type=int, default=12, help="learnable context tokens per prompt (official n_ctx)")
+    p.add_argument("--depth", type=int, default=9,
+                   help="text blocks that get learnable deep prompts (official prompt depth)")
+    p.add_argument("--t-n-ctx", type=int, default=4, help="learnable tokens per deep text prompt (official t_n_ctx)")
     p.add_argument("--no-prompts", action="store_true", help="train LoRA only (with the winclip prompts)")
     p.add_argument("--lora", nargs="*", choices=("vision", "text"), default=None, help="add LoRA to these towers")
-    p.add_argument("--lora-r", type=int, default=8)
-    p.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default="no")
-    p.add_argument("--checkpoint-every", type=int, default=1)
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--cpu", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--lora-r", type=int, default=8, help="rank of the LoRA matrices")
+    p.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default="no",
+                   help="autocast the forward pass (accelerate); no: float32")
+    p.add_argument("--checkpoint-every", type=int, default=1, help="write a resumable checkpoint every N epochs")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is available")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 
@@ -112,11 +115,11 @@ def add_adapters_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("adapters", help="manage learned adapters")
     sub = p.add_subparsers(dest="adapters_command", required=True)
     imp = sub.add_parser("import-anomalyclip", help="import an official AnomalyCLIP checkpoint (epoch_15.pth)")
-    imp.add_argument("file")
+    imp.add_argument("file", help="the official checkpoint (a .pth file holding prompt_learner)")
     imp.add_argument("--out", required=True, help="adapter folder, e.g. adapters/anomalyclip-official-visa")
     _backbone_args(imp)
     show = sub.add_parser("show", help="print an adapter's card")
-    show.add_argument("adapter")
+    show.add_argument("adapter", help="adapter name (under ./adapters) or folder")
     return p
 
 

@@ -2,6 +2,7 @@
 ``learned:/path/to/epoch_15.pth`` (an official AnomalyCLIP checkpoint, imported on the fly)."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,14 @@ class LearnedPromptHead(TextHead):
     def describe(self) -> dict[str, Any]:
         return {"text_head": "learned", "adapter": self.name, "prompt_learner": self.learner.config.to_dict(),
                 "lora": self.lora, "trained_backbone_settings": self.backbone_settings}
+
+    def fingerprint(self, object_name: str = "object") -> dict[str, Any]:
+        """The description and a sha256 of every learned tensor (a retrained adapter of the same name differs)."""
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.learner.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+        return {**self.describe(), "weights_sha256": digest.hexdigest()}
 
 
 def learner_from_tensors(backbone, config: PromptLearnerConfig, tensors: dict[str, torch.Tensor],

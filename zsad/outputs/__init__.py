@@ -4,8 +4,11 @@ Layout of an output folder::
 
     results.json        run description (every resolved setting) + one record per input image   (``tables``)
     results.csv         one row per input image (per-evidence scores as <name>_score columns)    (``tables``)
-    overlays/NNNNN_<name>_overlay.png   image + heat map + legend                             (``overlays``)
-    journal/scored.jsonl  per-image evidence written as each batch is scored, for ``--resume``  (``journal``)
+    overlays/<name>_overlay.png   image + heat map + legend, named from the image's path     (``overlays``)
+    journal/            the run's fingerprint, per-image evidence as batches are scored, the overlays written
+                        with what each shows: what ``--resume`` checks and reuses                (``journal``)
+
+Which files of a folder zsad wrote, and whether a folder can take a run, is ``folder``.
 
 ``write_results`` runs the writers of ``WRITERS`` in order; a new output format is one function with the same
 signature added there. A stage that adds fields to every record (defect types: ``zsad.discovery.writer``) is a
@@ -15,33 +18,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zsad.errors import ZsadError
-from zsad.outputs.journal import JOURNAL, ScoreJournal
-from zsad.outputs.overlays import (
-    MAX_OVERLAY_SIDE, colorize, display_range, overlay, overlay_name, overlay_size, write_overlays,
-)
 from zsad.outputs.base import RunOutput
+from zsad.outputs.folder import check_output_folder, check_reusable, remove_written, written_files
+from zsad.outputs.journal import JOURNAL, RESCORE_CHANGED, ScoreJournal
+from zsad.outputs.overlays import (
+    MAX_OVERLAY_SIDE, colorize, display_range, overlay, overlay_names, overlay_size, write_overlays,
+)
 from zsad.outputs.tables import csv_writer, json_writer, write_csv
 from zsad.results import AnomalyResult
 
-__all__ = ["JOURNAL", "MAX_OVERLAY_SIDE", "ScoreJournal", "WRITERS", "check_output_folder", "colorize",
-           "display_range", "overlay", "overlay_name", "overlay_size", "RunOutput", "write_csv", "write_results",
-           "writers_with"]
-
-
-def check_output_folder(out_dir: Path) -> Path:
-    """Fail before any work when ``out_dir`` cannot hold the results (an existing file, an unwritable parent)."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ZsadError(f"--out {out_dir}: is an existing file, not a folder; pass a folder path")
-    parent = next((p for p in [out_dir, *out_dir.parents] if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise ZsadError(f"--out {out_dir}: {parent} is a file, so the folder cannot be created; pass another path")
-    try:
-        (out_dir / "overlays").mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ZsadError(f"--out {out_dir}: cannot create the folder ({error.strerror}); pass a writable path") from None
-    return out_dir
+__all__ = ["JOURNAL", "MAX_OVERLAY_SIDE", "RESCORE_CHANGED", "ScoreJournal", "WRITERS", "check_output_folder",
+           "check_reusable", "colorize", "display_range", "overlay", "overlay_names", "overlay_size",
+           "remove_written", "RunOutput", "write_csv", "write_results", "writers_with", "written_files"]
 
 
 # Writers in order: overlays first (they add each record's overlay path), then the tables that list them.
@@ -56,11 +44,12 @@ def writers_with(writer, writers=WRITERS) -> tuple:
 
 
 def write_results(results: list[AnomalyResult], out_dir: Path, run_info: dict, load_image=None,
-                  progress: bool = False, resume: bool = False, writers=WRITERS) -> Path:
+                  progress: bool = False, journal: ScoreJournal | None = None, writers=WRITERS) -> Path:
     """results.json, results.csv and overlays/ (overlays when ``load_image(result) -> PIL.Image`` can re-read
     images). Each writer is ``writer(results, records, output)`` with the results' JSON records, which writers may
-    extend (the overlay writer adds each overlay's path), and the shared ``RunOutput``."""
-    output = RunOutput(check_output_folder(out_dir), dict(run_info), load_image, progress, resume)
+    extend (the overlay writer adds each overlay's path), and the shared ``RunOutput``. ``journal``: the folder's
+    journal (overlays are logged in it, and reused only when their entry matches)."""
+    output = RunOutput(check_output_folder(out_dir), dict(run_info), load_image, progress, journal)
     records = [result.to_record() for result in results]
     for writer in writers:
         writer(results, records, output)

@@ -10,10 +10,11 @@ from typing import Any, Callable
 class RunOutput:
     """The output folder of one run, the run description (writers may add to it, e.g. the overlays' colour
     range), and how to re-read an image for its overlay (``load_image(result) -> PIL.Image``; None: no overlays).
-    With ``resume``, files an interrupted run already wrote completely are kept."""
+    ``journal`` (a ``zsad.outputs.ScoreJournal``): the folder's journal, which logs each overlay with what it shows;
+    an overlay already in the folder is kept only when its log entry shows the same (an interrupted run's)."""
 
     out_dir: Path
     run_info: dict[str, Any] = field(default_factory=dict)
     load_image: Callable[[Any], Any] | None = None
     progress: bool = False
-    resume: bool = False
+    journal: Any = None

@@ -6,6 +6,9 @@ at the overlay's size, never at 81 Mpx.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,7 @@ from zsad.outputs.base import RunOutput
 from zsad.results import AnomalyResult
 
 MAX_OVERLAY_SIDE = 2048
+OVERLAY_FORMAT = 1  # raise when the drawing changes, so that overlays of an earlier zsad are drawn again
 
 # Piecewise-linear "jet"-like colormap: dark blue (low) -> cyan -> yellow -> red (high).
 _COLOR_STOPS = np.array([[0, 0, 128], [0, 0, 255], [0, 255, 255], [255, 255, 0], [255, 0, 0], [128, 0, 0]], float)
@@ -136,18 +140,63 @@ def with_legend(picture: Image.Image, result: AnomalyResult, value_range: tuple[
     return canvas
 
 
-def overlay_name(result: AnomalyResult, index: int) -> str:
-    stem = Path(result.name).with_suffix("").as_posix().replace("/", "_") or "image"
-    return f"{index:05d}_{stem}_overlay.png"
+def overlay_names(results: list[AnomalyResult]) -> list[str]:
+    """One file name per result, from the image's path inside its input (``good/000.png`` ->
+    ``good_000_overlay.png``), unique within the run: images whose names coincide (the same relative path in two
+    input folders, files of the same name given directly) are named by their path below the folder their paths
+    share (``a_good_000``, ``b_good_000``); what still coincides (one file given twice) gets ``~2``, ``~3``."""
+    stems = [_stem(result.name) for result in results]
+    for stem in {s for s in stems if stems.count(s) > 1}:
+        clashing = [i for i, s in enumerate(stems) if s == stem and results[i].path]
+        paths = [os.path.abspath(results[i].path) for i in clashing]
+        if len(set(paths)) < 2:
+            continue
+        common = os.path.commonpath([os.path.dirname(p) for p in paths])
+        for i, path in zip(clashing, paths):
+            stems[i] = _stem(os.path.relpath(path, common))
+    seen: dict[str, int] = {}
+    names = []
+    for stem in stems:
+        seen[stem] = seen.get(stem, 0) + 1
+        names.append(f"{stem}{'' if seen[stem] == 1 else f'~{seen[stem]}'}_overlay.png")
+    return names
 
 
+def _stem(name: str) -> str:
+    """A relative image name as one file name: suffix dropped, folders joined by ``_``, no leading dots."""
+    parts = [part for part in Path(name).with_suffix("").as_posix().split("/") if part not in ("", ".", "..")]
+    return "_".join(parts).lstrip(".") or "image"
+
+
+def overlay_digest(result: AnomalyResult, value_range: tuple[float, float]) -> str:
+    """What an overlay shows, hashed: the image file (path, size, modification time), the grid map, how it is
+    brought to the image, score, verdict, threshold, the outlined regions and the run's colour scale. An overlay
+    on disk is reused only under the same digest."""
+    from zsad.config_fields import jsonable
+
+    image = None
+    if result.path:
+        try:
+            stat = os.stat(result.path)
+            image = [os.path.abspath(result.path), stat.st_size, stat.st_mtime_ns]
+        except OSError:
+            image = [os.path.abspath(result.path)]
+    facts = {"format": OVERLAY_FORMAT, "image": image, "score": result.score, "threshold": result.threshold,
+             "is_anomalous": result.is_anomalous, "original_size": list(result.original_size or ()),
+             "postprocess": jsonable(result.postprocess), "value_range": list(value_range),
+             "regions": [list(r.box) for r in result.regions] if result.is_anomalous else []}
+    digest = hashlib.sha256(json.dumps(facts, sort_keys=True, default=repr).encode())
+    digest.update(np.ascontiguousarray(result.grid_map, dtype=np.float32).tobytes())
+    return digest.hexdigest()
 
 
 def write_overlays(results: list[AnomalyResult], records: list[dict], output: RunOutput) -> None:
-    """overlays/NNNNN_<name>_overlay.png per scored image, when images can be re-read (``output.load_image``).
+    """overlays/<name>_overlay.png per scored image (``overlay_names``), when images can be re-read
+    (``output.load_image``).
 
-    Images are not kept in memory during a run; each overlay re-reads its image. With ``resume``, overlays that
-    already exist are kept (they are deterministic), so an interrupted writing phase continues where it stopped.
+    Images are not kept in memory during a run; each overlay re-reads its image. With a journal, an overlay already
+    in the folder is kept when its log entry shows the same (an interrupted writing phase continues where it
+    stopped); every other one is drawn, and overlays an earlier run left that this run does not show are removed.
     """
     from tqdm.auto import tqdm
 
@@ -156,18 +205,28 @@ def write_overlays(results: list[AnomalyResult], records: list[dict], output: Ru
     if output.load_image is None:
         return
     (output.out_dir / "overlays").mkdir(parents=True, exist_ok=True)
+    journal = output.journal
+    logged = journal.overlays() if journal is not None else {}
+    kept: dict[str, str] = {}
     downscaled = 0
-    for index, (result, record) in enumerate(tqdm(list(zip(results, records)), desc="writing", unit="img",
-                                                  disable=not output.progress)):
-        if result.grid_map is None:
-            continue
-        name = overlay_name(result, index)
-        target = output.out_dir / "overlays" / name
-        if not (output.resume and target.is_file()):
+    items = [(r, record, name) for r, record, name in zip(results, records, overlay_names(results))
+             if r.grid_map is not None]
+    for result, record, name in tqdm(items, desc="writing", unit="img", disable=not output.progress):
+        relative = f"overlays/{name}"
+        target = output.out_dir / relative
+        digest = overlay_digest(result, value_range)
+        if not (target.is_file() and logged.get(relative) == digest):
+            if target.exists():
+                target.unlink()  # never keep a file under a log entry that does not describe it
+            if journal is not None:
+                journal.log_overlay(relative, digest)  # logged first: every file zsad writes is listed
             picture = overlay(output.load_image(result), result, value_range)
             partial = target.with_suffix(".part.png")
             picture.save(partial)
             partial.replace(target)  # never leave a half-written overlay under the final name
-        record["overlay"] = f"overlays/{name}"
+        kept[relative] = digest
+        record["overlay"] = relative
         downscaled += overlay_size(result.original_size) != tuple(result.original_size)
+    if journal is not None:
+        journal.keep_overlays(kept)
     output.run_info["overlays_downscaled_to_max_side"] = MAX_OVERLAY_SIDE if downscaled else None

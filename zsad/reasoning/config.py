@@ -43,13 +43,14 @@ class ReasoningConfig:
     llm_api_key_env: str | None = setting(None, metavar="VAR", help="name of the environment variable holding "
                                                                     "the API key (the key is never written)")
     llm_images: bool = setting(False, help="the model accepts images: send them")
-    llm_timeout: float = setting(60.0, parse=positive_float, metavar="S",
+    llm_timeout: float = setting(60.0, parse=positive_float, metavar="S", run_time_only=True,
                                  help="wall-clock seconds per LLM request (connecting, waiting and reading together)")
-    llm_concurrency: int = setting(4, parse=positive_int, metavar="N", help="LLM requests in flight at a time")
-    llm_max_failures: int = setting(3, parse=positive_int, metavar="N",
+    llm_concurrency: int = setting(4, parse=positive_int, metavar="N", run_time_only=True,
+                                   help="LLM requests in flight at a time")
+    llm_max_failures: int = setting(3, parse=positive_int, metavar="N", run_time_only=True,
                                     help="stop calling the LLM for the rest of the run after N consecutive failed "
                                          "requests (at once after HTTP 401/403/404); rules explain the rest")
-    llm_optional: bool = setting(False, help="when the up-front LLM check fails, warn and run offline (rule-based "
+    llm_optional: bool = setting(False, run_time_only=True, help="when the up-front LLM check fails, warn and run offline (rule-based "
                                              "parsing and explanations, numeric verdicts) instead of stopping")
     verdict: str = setting("numeric", choices=VERDICTS,
                            help="whose verdict is final: the numeric threshold or the LLM's; both are recorded")

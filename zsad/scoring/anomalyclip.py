@@ -21,7 +21,7 @@ import torch
 
 from zsad.backbones.base import Features, anomaly_probability, class_probabilities
 from zsad.postprocess.maps import MapPostprocess, gaussian_blur, smooth
-from zsad.scoring.base import AnomalyMaps, Scorer, ScorerContext, ScoringRun
+from zsad.scoring.base import TEXT_PATH_READS, AnomalyMaps, Scorer, ScorerContext, ScoringRun
 from zsad.scoring.configs import AnomalyCLIPConfig
 
 
@@ -68,6 +68,7 @@ class AnomalyCLIPScorer(Scorer):
 
     name = "anomalyclip"
     text_space = True
+    reads = TEXT_PATH_READS
     # "auto" picks AnomalyCLIP only with learned prompts, and then before mutual scoring: the prompts are what
     # the user gave explicitly (zsad.scoring.planning).
     in_auto = True

@@ -33,6 +33,11 @@ class AnomalyMaps:
     source: str
 
 
+# What a scorer in CLIP's text space reads beyond its section: the text head, and V-V attention, which changes only
+# the tokens of the text path (``zsad.backbones.clip``).
+TEXT_PATH_READS = ("text_head.prompts", "backbone.vv_layers", "backbone.dpam_layer")
+
+
 def _identity(features: Features) -> Features:
     return features
 
@@ -103,6 +108,12 @@ class Scorer:
     strength: ClassVar[int] = 0
     # Whether "auto" may choose this scorer (a newly registered scorer runs only when named, until it says so).
     in_auto: ClassVar[bool] = False
+    # What it reads beyond its own config section, as setting paths ("text_head.prompts"), and "references" for the
+    # run's reference images. With its own section, these are the settings a run that uses it uses; an explicit
+    # one that no scorer of the run reads is reported (``zsad.scoring.planning.unused_settings``).
+    reads: ClassVar[tuple[str, ...]] = ()
+    # Fields of its own config that ``unavailable`` reads to decide whether "auto" picks it: used by any auto run.
+    decides: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any, ctx: ScorerContext) -> None:
         self.config = config

@@ -98,7 +98,7 @@ class ReferenceConfig:
                                help="image score: mean of the top 1 % patch scores, or the max")
     coreset_ratio: float | None = setting(None, option="coreset", metavar="FRACTION", parse=fraction,
                                           help="keep this fraction of reference patches (greedy coreset, PatchCore)")
-    chunk_size: int = setting(2048, option="reference_chunk_size", cli=False,
+    chunk_size: int = setting(2048, option="reference_chunk_size", cli=False, run_time_only=True,
                               help="rows per block of the nearest-neighbour search (bounded memory, exact result)")
     seed: int = setting(0, option="reference_seed", cli=False, help="seed of the coreset's random projection")
     projection_dim: int = setting(128, option="reference_projection_dim", cli=False,
@@ -147,7 +147,8 @@ class WinCLIPConfig(ScorerConfig):
 
     temperature: float = setting(0.07, help="softmax temperature of the text scores")
     scales: tuple[int, ...] = setting((2, 3), help="window sizes in patches (the ViT embeds each window)")
-    chunk_size: int = setting(2048, cli=False, help="rows per block of WinCLIP+'s nearest-neighbour search")
+    chunk_size: int = setting(2048, cli=False, run_time_only=True,
+                              help="rows per block of WinCLIP+'s nearest-neighbour search")
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:

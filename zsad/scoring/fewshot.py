@@ -124,6 +124,7 @@ class FewShotScorer(Scorer):
 
     name = "fewshot"
     in_auto = True
+    reads = ("references",)
     strength = 30
 
     @classmethod

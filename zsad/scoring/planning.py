@@ -4,6 +4,12 @@
 references -> few-shot; learned prompts -> AnomalyCLIP (it is unavailable to ``auto`` without them); a batch of
 ``min_mutual_batch`` or more -> mutual (MuSc); otherwise text scoring. So what the user gave explicitly decides
 before the batch size does. With ``fuse`` every available automatic scorer runs and fusion combines them.
+
+An option the user gave that the chosen evidence does not read is reported once (``unused_settings``), from the
+declarations alone: a scorer reads its own config section and what its class lists in ``reads`` (the text-space
+scorers: the text head and V-V attention; few-shot and WinCLIP: the references); a setting that some registered
+scorer reads but none of the run's is unused. Settings no scorer claims (backbone, post-processing, verdict,
+object name, ...) are read by every run. A scorer's ``decides`` fields are read by ``auto`` to choose it.
 """
 from __future__ import annotations
 
@@ -67,6 +73,21 @@ def fallback(method: str, fuse: bool, planned: list[Planned], configs: Mapping[s
     candidates = [_planned(name, configs) for name in SCORERS.names()]
     usable = [p for p in candidates if p.cls.in_auto and p.cls.per_image and p.why_not(ctx, run) is None]
     return [max(usable, key=lambda p: p.cls.strength)] if usable else []
+
+
+def unused_settings(given: list[str], running: list[str], auto: bool = False) -> dict[str, list[str]]:
+    """The ``given`` settings (paths; ``references`` for the run's references) that no scorer in ``running`` reads
+    while another registered scorer does (see the module docstring): path -> the scorers that would read it."""
+    readers: dict[str, list[str]] = {}
+    for name in SCORERS.names():
+        cls, own = SCORERS.get(name), f"scorers.{SCORERS.canonical(name)}."
+        for path in given:
+            field = path.removeprefix(own) if path.startswith(own) else None
+            if auto and field in cls.decides:
+                readers.setdefault(path, []).append("auto")
+            elif field is not None or path in cls.reads:
+                readers.setdefault(path, []).append(name)
+    return {path: names for path, names in readers.items() if "auto" not in names and not set(names) & set(running)}
 
 
 def still_available(scorers: list[Scorer], run: ScoringRun, n_scored: int) -> list[Scorer]:

@@ -22,11 +22,13 @@ Decisions where the literature differs:
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -213,9 +215,16 @@ class ReferenceMemory:
         maps = dist.mean(dim=1).view(b, h, w)
         return AnomalyMaps(maps=maps, scores=image_scores(maps, self.config.image_score), source="fewshot")
 
+    def fingerprint(self) -> dict[str, Any]:
+        """sha256 of the bank (exact float32 bytes), its config and metadata: two memories with the same fingerprint
+        score every image alike (``--resume`` compares it)."""
+        digest = hashlib.sha256(json.dumps([asdict(self.config), self.meta], sort_keys=True).encode())
+        digest.update(self.bank.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        return {"sha256": digest.hexdigest(), "patches": self.num_patches, "layers": self.num_layers}
+
     def save(self, path: str | Path) -> None:
         """One safetensors file: the bank as a tensor; config, metadata and format as string metadata."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
         header = {
             "format": _FORMAT,
@@ -223,7 +232,8 @@ class ReferenceMemory:
             "meta": json.dumps(self.meta),
             "source_patches": str(self.source_patches),
         }
-        save_file({"bank": self.bank.detach().to("cpu").contiguous()}, str(path), metadata=header)
+        # Written as bytes, with the permissions of any other file: safetensors' save_file makes it owner-only.
+        Path(path).write_bytes(save({"bank": self.bank.detach().to("cpu").contiguous()}, metadata=header))
 
     @classmethod
     def load(

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from zsad.backbones.base import Features, anomaly_probability
 from zsad.errors import ZsadError
-from zsad.scoring.base import AnomalyMaps, Scorer, ScorerContext, ScoringRun
+from zsad.scoring.base import TEXT_PATH_READS, AnomalyMaps, Scorer, ScorerContext, ScoringRun
 from zsad.scoring.configs import IMAGE_SCORE_RULES, TextConfig
 
 __all__ = ["IMAGE_SCORE_RULES", "TextConfig", "TextScorer", "anomaly_probability", "pooled_window_scores",
@@ -63,6 +63,7 @@ class TextScorer(Scorer):
 
     name = "text"
     text_space = True
+    reads = TEXT_PATH_READS
     in_auto = True
     strength = 10
 

@@ -35,6 +35,11 @@ class TextHead:
     def describe(self) -> dict[str, Any]:
         return {"text_head": self.name}
 
+    def fingerprint(self, object_name: str) -> dict[str, Any]:
+        """What makes this head's embeddings for ``object_name``, exactly (for ``--resume``): a head whose
+        embeddings can change under the same description (edited prompts, retrained weights) adds their content."""
+        return self.describe()
+
 
 def class_embeddings(encode, sentences: dict[str, list[str]]) -> torch.Tensor:
     """[2, D] normalised (normal, anomalous) embeddings: mean of the normalised sentence embeddings per class
@@ -66,6 +71,9 @@ class PromptSetHead(TextHead):
 
     def describe(self) -> dict[str, Any]:
         return {"text_head": "prompts", "prompts": self.prompt_set.name}
+
+    def fingerprint(self, object_name: str) -> dict[str, Any]:
+        return {**self.describe(), "sentences_sha1": self.prompt_set.key(object_name)}
 
 
 def is_family_spec(spec: str) -> bool:

@@ -161,6 +161,7 @@ class WinCLIPScorer(Scorer):
 
     name = "winclip"
     text_space = True
+    reads = ("text_head.prompts", "references")  # its own windows, not V-V tokens; references: WinCLIP+
 
     @classmethod
     def unavailable(cls, config: WinCLIPConfig, ctx: ScorerContext, run: ScoringRun) -> str | None:

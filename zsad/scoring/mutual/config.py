@@ -87,10 +87,13 @@ class MutualConfig(ScorerConfig):
             Alias("rscin_dataset", lambda kind: {"rscin_k": rscin_k_for(str(kind))}, choices=tuple(RSCIN_K),
                   help="MuSc's RsCIN window sizes for this kind of data (mvtec: 1 2 3, visa: 1 8 9)"),
         ))
-    query_chunk: int | None = setting(None, cli=False, help="images per query block of the distance computation "
-                                                            "(default: from memory_mb and the batch shape)")
-    ref_chunk: int | None = setting(None, cli=False, help="images per reference block (default: as query_chunk)")
-    memory_mb: float = setting(2048.0, help="memory budget in MB for the distance computation's working buffers")
+    query_chunk: int | None = setting(None, cli=False, run_time_only=True,
+                                      help="images per query block of the distance computation (default: from "
+                                           "memory_mb and the batch shape)")
+    ref_chunk: int | None = setting(None, cli=False, run_time_only=True,
+                                    help="images per reference block (default: as query_chunk)")
+    memory_mb: float = setting(2048.0, run_time_only=True,
+                               help="memory budget in MB for the distance computation's working buffers")
     max_refs: int | None = setting(None, parse=positive_int, help="compare each image with at most this many others (bounds mutual "
                                               "scoring's O(N^2))")
     groups: int | None = setting(None, parse=positive_int, help="score the batch in this many random groups (MuSc's divide_num; "
@@ -98,7 +101,8 @@ class MutualConfig(ScorerConfig):
                                             "full comparison)")
     seed: int = setting(0, cli=False, help="seed of the random groups and reference windows")
     l2_normalize: bool = setting(True, cli=False, help="unit-normalise aggregated features before distances (MuSc)")
-    device: str | None = setting(None, cli=False, help="where distances are computed (default: the tokens' device)")
+    device: str | None = setting(None, cli=False, run_time_only=True,
+                                 help="where distances are computed (default: the tokens' device)")
     image_score_from: str = setting("grid_max", choices=IMAGE_SCORE_FROM,
                                     help="image score before RsCIN: max of the patch grid, or of the map upsampled "
                                          "to the input size (MuSc's official code)")

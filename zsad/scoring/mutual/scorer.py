@@ -25,6 +25,7 @@ class MutualScorer(Scorer):
 
     name = "mutual"
     in_auto = True
+    decides = ("min_batch",)
     strength = 20
     per_image = False
 
