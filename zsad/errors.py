@@ -2,24 +2,16 @@
 
 Every expected problem (bad input file, weights that cannot be loaded, bad option) raises a ``ZsadError`` whose
 message names the input and the fix. The CLI prints such errors as one line without a stack trace; anything else
-is a bug and keeps its traceback.
+is a bug and keeps its traceback. ``ZsadError``, ``ImageLoadError`` and ``DatasetError`` are defined once, in the
+torch-free runtime (``zsad_runtime.errors``), which reads images with the same code.
 """
+from zsad_runtime.errors import DatasetError, ImageLoadError, ZsadError
 
-
-class ZsadError(Exception):
-    """Base class for problems caused by input or environment, not by a bug in zsad."""
-
-
-class ImageLoadError(ZsadError):
-    """An image could not be read or is unusable (missing, corrupt, truncated, too small, too large)."""
+__all__ = ["DatasetError", "ImageLoadError", "WeightsUnavailableError", "ZsadError", "require"]
 
 
 class WeightsUnavailableError(ZsadError):
     """Model weights could not be found locally and could not be downloaded."""
-
-
-class DatasetError(ZsadError):
-    """A dataset root, split file or manifest is missing or malformed."""
 
 
 def require(module: str, extra: str):

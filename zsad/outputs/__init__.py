@@ -7,52 +7,16 @@ Layout of an output folder::
     overlays/NNNNN_<name>_overlay.png   image + heat map + legend                             (``overlays``)
     journal/scored.jsonl  per-image evidence written as each batch is scored, for ``--resume``  (``journal``)
 
-``write_results`` runs the writers of ``WRITERS`` in order; a new output format is one function with the same
-signature added there.
+The writers (overlays, tables, ``write_results``) are defined once in the torch-free runtime
+(``zsad_runtime.outputs``), so ``zsad-runtime detect`` writes the same files; the journal is zsad's own.
 """
-from __future__ import annotations
-
-from pathlib import Path
-
-from zsad.errors import ZsadError
-from zsad.outputs.journal import JOURNAL, ScoreJournal
-from zsad.outputs.overlays import (
-    MAX_OVERLAY_SIDE, colorize, display_range, overlay, overlay_name, overlay_size, write_overlays,
+from zsad_runtime.outputs import (
+    MAX_OVERLAY_SIDE, WRITERS, RunOutput, check_output_folder, colorize, display_range, overlay, overlay_name,
+    overlay_size, report_run, write_csv, write_results,
 )
-from zsad.outputs.base import RunOutput
-from zsad.outputs.tables import csv_writer, json_writer, write_csv
-from zsad.results import AnomalyResult
+
+from zsad.outputs.journal import JOURNAL, ScoreJournal
 
 __all__ = ["JOURNAL", "MAX_OVERLAY_SIDE", "ScoreJournal", "WRITERS", "check_output_folder", "colorize",
-           "display_range", "overlay", "overlay_name", "overlay_size", "RunOutput", "write_csv", "write_results"]
-
-
-def check_output_folder(out_dir: Path) -> Path:
-    """Fail before any work when ``out_dir`` cannot hold the results (an existing file, an unwritable parent)."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ZsadError(f"--out {out_dir}: is an existing file, not a folder; pass a folder path")
-    parent = next((p for p in [out_dir, *out_dir.parents] if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise ZsadError(f"--out {out_dir}: {parent} is a file, so the folder cannot be created; pass another path")
-    try:
-        (out_dir / "overlays").mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ZsadError(f"--out {out_dir}: cannot create the folder ({error.strerror}); pass a writable path") from None
-    return out_dir
-
-
-# Writers in order: overlays first (they add each record's overlay path), then the tables that list them.
-WRITERS = (write_overlays, json_writer, csv_writer)
-
-
-def write_results(results: list[AnomalyResult], out_dir: Path, run_info: dict, load_image=None,
-                  progress: bool = False, resume: bool = False, writers=WRITERS) -> Path:
-    """results.json, results.csv and overlays/ (overlays when ``load_image(result) -> PIL.Image`` can re-read
-    images). Each writer is ``writer(results, records, output)`` with the results' JSON records, which writers may
-    extend (the overlay writer adds each overlay's path), and the shared ``RunOutput``."""
-    output = RunOutput(check_output_folder(out_dir), dict(run_info), load_image, progress, resume)
-    records = [result.to_record() for result in results]
-    for writer in writers:
-        writer(results, records, output)
-    return output.out_dir / "results.json"
+           "display_range", "overlay", "overlay_name", "overlay_size", "report_run", "RunOutput", "write_csv",
+           "write_results"]

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from zsad.outputs.base import RunOutput
-from zsad.results import AnomalyResult
+from zsad_runtime.outputs.base import RunOutput
+from zsad_runtime.progress import progress
+from zsad_runtime.results import AnomalyResult
 
 MAX_OVERLAY_SIDE = 2048
 
@@ -119,24 +120,20 @@ def overlay_name(result: AnomalyResult, index: int) -> str:
     return f"{index:05d}_{stem}_overlay.png"
 
 
-
-
 def write_overlays(results: list[AnomalyResult], records: list[dict], output: RunOutput) -> None:
     """overlays/NNNNN_<name>_overlay.png per scored image, when images can be re-read (``output.load_image``).
 
     Images are not kept in memory during a run; each overlay re-reads its image. With ``resume``, overlays that
     already exist are kept (they are deterministic), so an interrupted writing phase continues where it stopped.
     """
-    from tqdm.auto import tqdm
-
     value_range = display_range(results)
     output.run_info["overlay_value_range"] = list(value_range)
     if output.load_image is None:
         return
     (output.out_dir / "overlays").mkdir(parents=True, exist_ok=True)
     downscaled = 0
-    for index, (result, record) in enumerate(tqdm(list(zip(results, records)), desc="writing", unit="img",
-                                                  disable=not output.progress)):
+    for index, (result, record) in enumerate(progress(list(zip(results, records)), desc="writing", unit="img",
+                                                     disable=not output.progress)):
         if result.grid_map is None:
             continue
         name = overlay_name(result, index)
