@@ -1,4 +1,4 @@
-"""``zsad`` command line: detect, eval, report, train, adapters, synth, demo.
+"""``zsad`` command line: detect, eval, report, train, adapters, synth, demo, discover, export.
 
 Expected problems (bad paths, missing weights, bad options) print one line ``zsad: error: ...`` and exit 2; a run
 where every image failed exits 1; anything else is a bug and keeps its traceback. Options are checked before any
@@ -58,10 +58,9 @@ def detector_config(args):
 
 def check_local_inputs(args, config) -> None:
     """Cheap checks of everything the user named, before the model is loaded."""
-    for path in getattr(args, "paths", None) or []:
-        if not Path(path).exists():
-            kind = "broken symbolic link" if Path(path).is_symlink() else "no such file or folder"
-            raise ZsadError(f"{path}: {kind}; check the path")
+    from zsad_runtime.sources import check_inputs
+
+    check_inputs(getattr(args, "paths", None))
     for path in getattr(args, "references", None) or []:
         if not Path(path).exists():
             raise ZsadError(f"--references {path}: no such file or folder; check the path")
@@ -102,7 +101,7 @@ def _detect_in_process(args, config, state) -> int:
     from dataclasses import replace
 
     from zsad.data.images import load_image
-    from zsad.outputs import ScoreJournal, check_output_folder, write_results
+    from zsad.outputs import ScoreJournal, check_output_folder, report_run, write_results
     from zsad.parallel import is_main
 
     main_process = is_main(state)
@@ -134,14 +133,7 @@ def _detect_in_process(args, config, state) -> int:
                 "processes": 1 if state is None else state.num_processes, "settings": detector.describe()}
     report = write_results(results, out, run_info, load_image=lambda r: load_image(r.path).image,
                            progress=True, resume=args.resume)
-    failed = [r for r in results if r.error]
-    anomalous = sum(r.is_anomalous is True for r in results)
-    scored = len(results) - len(failed)
-    print(f"{scored} {'image' if scored == 1 else 'images'} scored, {anomalous} anomalous, "
-          f"{len(failed)} skipped -> {report}")
-    for result in failed:
-        print(f"skipped: {result.error}", file=sys.stderr)
-    return 1 if len(failed) == len(results) else 0
+    return report_run(results, report)
 
 
 def cmd_train(args) -> int:
@@ -179,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     from zsad.demo.cli import add_demo_parser
     from zsad.discovery.cli import add_discover_parser
     from zsad.evaluation.cli import add_eval_arguments
+    from zsad.export.cli import add_export_parser
     from zsad.learning.cli import add_adapters_parser, add_train_parser, run_adapters
     from zsad.report.cli import add_report_parser
 
@@ -214,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_report_parser(commands)
     add_discover_parser(commands)
+    add_export_parser(commands, add_detector_options, detector_config, check_local_inputs)
     train = add_train_parser(commands)
     train.add_argument("--processes", type=positive_int, default=1,
                        help="train with this many processes on this machine (torchrun; DDP, gradients averaged)")
