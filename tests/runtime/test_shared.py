@@ -30,7 +30,6 @@ SHARED = [
 PAIRS = {
     "gaussian_blur": "tensor version for training on the device (zsad.postprocess.maps); numpy for results "
                      "(tests/runtime/test_postprocess.py proves them equal)",
-    "smooth": "the same pair as gaussian_blur",
     "require": "which extra to install: zsad's extras (zsad.errors, zsad.export.convert) or the runtime's engines",
     "main": "each command line's entry point",
     "build_parser": "each command line's parser",
