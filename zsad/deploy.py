@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -116,9 +115,6 @@ def export_bundle(detector: Detector, out: str | Path, *, fmt: str = "onnx", int
     config = detector.config
     object_name = object_name or config.text_head.object_name
     scorer = exportable_scorer(detector, references, object_name)
-    if config.method == "auto":
-        print(f"zsad export: --method auto exports {scorer.name} (what auto runs on these inputs without a batch)",
-              file=sys.stderr)
     graph = graph_of(detector, scorer, memory_as_input)
     try:
         from zsad.export.bundle import model_card, write_card, write_graph

@@ -145,8 +145,9 @@ class Bundle:
             raise BundleError(f"{where}: not a zsad-runtime bundle description (format {FORMAT!r} expected)")
         version = data.get("format_version")
         if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise BundleError(f"{where}: bundle format {version} was written by a newer zsad ({data.get('zsad_version')})"
-                              f"; this zsad-runtime reads format {FORMAT_VERSION}: upgrade zsad-runtime")
+            raise BundleError(f"{where}: bundle format {version} was written by a newer zsad "
+                              f"({data.get('zsad_version')}); this zsad-runtime reads format {FORMAT_VERSION}: "
+                              "upgrade zsad-runtime")
         try:
             threshold = dict(data["threshold"])
             natural = threshold.pop("natural", None)
@@ -170,7 +171,8 @@ class Bundle:
         except BundleError:
             raise
         except (KeyError, TypeError, ValueError) as error:
-            raise BundleError(f"{where}: malformed ({type(error).__name__}: {error}); export the bundle again") from None
+            raise BundleError(f"{where}: malformed ({type(error).__name__}: {error}); export the bundle "
+                              "again") from None
 
     def check_files(self, verify: bool = True) -> None:
         if self.explainer != "factual":

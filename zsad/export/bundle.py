@@ -78,7 +78,8 @@ def model_card(bundle: Bundle, preset: dict[str, Any] | None, random_weights: bo
         limits.insert(0, "The backbone has random weights: its scores say nothing about real products.")
     rule = bundle.threshold
     return {
-        "title": f"zsad {bundle.method} detector" + (f" ({preset['name']} preset)" if preset else ""),
+        "title": f"zsad {(graph.get('settings') or {}).get('method') or bundle.method} detector"
+                 + (f" ({preset['name']} preset)" if preset else ""),
         "method": bundle.method,
         "object_name": bundle.object_name,
         "text_prompts": bundle.fingerprints.get("text", {}).get("prompts"),
@@ -115,8 +116,9 @@ def card_markdown(card: dict[str, Any]) -> str:
              f"{card['backbone']['input_size']} px" + (" — random weights" if card["backbone"]["random_weights"]
                                                          else ""),
              f"- Verdict: {rule}",
-             f"- Maps: Gaussian sigma {card['postprocess']['sigma']:g} px at the "
-             f"{card['postprocess']['smooth_at']} size ({card['postprocess']['padding']} border)",
+             "- Maps: " + (f"Gaussian sigma {card['postprocess']['sigma']:g} px at the "
+                           f"{card['postprocess']['smooth_at']} size ({card['postprocess']['padding']} border)"
+                           if card["postprocess"]["sigma"] > 0 else "bilinear upsampling, no smoothing"),
              f"- Graph: {card['graph']['file']} ({card['graph']['format']}, {card['graph']['precision']})"]
     if card.get("references"):
         lines.append(f"- References: {card['references']['images']} good images in the memory (sha256 "

@@ -54,6 +54,9 @@ def run_export(args, detector_config: Callable, check_inputs: Callable) -> int:
     bundle = export_bundle(detector, args.out, fmt=args.format, int8=args.int8, references=args.references,
                            memory_as_input=MEMORY_CHOICES[args.memory], preset=args.preset,
                            command=["zsad", *sys.argv[1:]] if sys.argv[1:2] == ["export"] else None)
+    if config.method == "auto":
+        print(f"zsad export: --method auto exports {bundle.method} (what auto runs on these inputs without a batch)",
+              file=sys.stderr)
     out = Path(args.out)
     size = sum((out / name).stat().st_size for name in bundle.graph.files) / 2**20
     print(f"exported {bundle.method} ({bundle.graph.format}, {bundle.graph.precision}, {size:.1f} MB) -> {out}: "
