@@ -15,10 +15,12 @@ the weights' values, but the deviations of INT8 do, so treat those as indicative
 Inputs are generated product images (``zsad synth``, preprocessed as the detector does). Times are the median of
 ``--repeats`` calls after one warm-up call per (runtime, batch, threads), divided by the batch; the machine's load
 average is recorded, since other processes on a shared machine slow every row (the all-threads rows most). Sizes are
-the files each distribution installed (``importlib.metadata``), alone and with everything it requires.
+the files each distribution installed (``importlib.metadata``), alone and with everything it requires, and those of
+each way of running (``ENVIRONMENTS``: zsad's model stack, zsad-runtime with each engine).
 
     python eval/bench_runtime.py                       # ~10 minutes on 2 cores; writes eval/results/bench_runtime.json
     python eval/bench_runtime.py --models tiny-clip tiny-dinov2 --repeats 1 --out /tmp/bench.json   # a minute
+    python eval/bench_runtime.py --sizes-only          # the installed sizes alone, into the recorded JSON
 """
 from __future__ import annotations
 
@@ -37,6 +39,15 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 RUNTIME_PACKAGES = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino"}
+# What each way of running installs: the distributions named and everything they require (no extras). zsad's model
+# stack is its torch-side requirements; zsad-runtime's environment is its requirements (numpy, Pillow:
+# runtime/pyproject.toml) and one engine.
+ENVIRONMENTS = {
+    "zsad model stack (torch, torchvision, open_clip_torch, transformers)":
+        ["torch", "torchvision", "open-clip-torch", "transformers"],
+    "zsad-runtime with onnxruntime (numpy, pillow, onnxruntime)": ["numpy", "pillow", "onnxruntime"],
+    "zsad-runtime with openvino (numpy, pillow, openvino)": ["numpy", "pillow", "openvino"],
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -49,6 +60,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=2, help="timed calls per setting, after one warm-up call")
     parser.add_argument("--no-int8", action="store_true", help="skip the INT8 rows")
     parser.add_argument("--out", type=Path, default=REPO / "eval" / "results" / "bench_runtime.json")
+    parser.add_argument("--sizes-only", action="store_true",
+                        help="recompute only the installed sizes (they do not depend on the timed run) into --out")
     return parser.parse_args(argv)
 
 
@@ -86,7 +99,7 @@ def runners(graph, folder: Path, int8: bool) -> dict[str, tuple[str, object]]:
     import torch
 
     from zsad.export.convert import export_onnx, quantize_int8, to_openvino
-    from zsad.export.runners import OnnxRuntimeGraph, OpenVINOGraph
+    from zsad_runtime.engines import OnnxRuntimeGraph, OpenVINOGraph
 
     def torch_eager(threads: int):
         torch.set_num_threads(threads)
@@ -178,14 +191,15 @@ def _requirements(dist: importlib.metadata.Distribution) -> list[str]:
     return names
 
 
-def install_sizes(package: str) -> dict:
-    """MB installed by the distribution alone and by it with every distribution it requires (no extras)."""
-    try:
-        root = importlib.metadata.distribution(package)
-    except importlib.metadata.PackageNotFoundError:
-        return {"package": package, "installed": False}
+def _closure(names: list[str]) -> dict[str, importlib.metadata.Distribution]:
+    """The installed distributions ``names`` and everything they require (no extras), by normalised name."""
     seen: dict[str, importlib.metadata.Distribution] = {}
-    todo = [root]
+    todo = []
+    for name in names:
+        try:
+            todo.append(importlib.metadata.distribution(name))
+        except importlib.metadata.PackageNotFoundError:
+            pass
     while todo:
         dist = todo.pop()
         key = dist.metadata["Name"].lower().replace("_", "-")
@@ -197,10 +211,30 @@ def install_sizes(package: str) -> dict:
                 todo.append(importlib.metadata.distribution(name))
             except importlib.metadata.PackageNotFoundError:
                 pass
+    return seen
+
+
+def install_sizes(package: str) -> dict:
+    """MB installed by the distribution alone and by it with every distribution it requires (no extras)."""
+    try:
+        root = importlib.metadata.distribution(package)
+    except importlib.metadata.PackageNotFoundError:
+        return {"package": package, "installed": False}
+    seen = _closure([package])
     return {"package": package, "version": root.version, "installed": True,
             "alone_mb": round(_installed_bytes(root) / 2**20, 1),
             "with_requirements_mb": round(sum(_installed_bytes(d) for d in seen.values()) / 2**20, 1),
             "requirements": sorted(k for k in seen if k != package)}
+
+
+def environment_sizes() -> list[dict]:
+    """MB installed by each way of running (``ENVIRONMENTS``), each distribution counted once."""
+    out = []
+    for label, names in ENVIRONMENTS.items():
+        seen = _closure(names)
+        out.append({"environment": label, "mb": round(sum(_installed_bytes(d) for d in seen.values()) / 2**20, 1),
+                    "distributions": sorted(seen)})
+    return out
 
 
 def cpu_name() -> str:
@@ -231,12 +265,21 @@ def markdown(data: dict) -> str:
     for s in data["install_sizes"]:
         if s["installed"]:
             lines.append(f"| {s['package']} | {s['version']} | {s['alone_mb']} | {s['with_requirements_mb']} |")
+    lines += ["", "| environment | installed (MB) |", "|---|---|"]
+    lines += [f"| {e['environment']} | {e['mb']} |" for e in data.get("environments", [])]
     return "\n".join(lines)
 
 
 def main(argv=None) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = parse_args(argv)
+    if args.sizes_only:
+        data = json.loads(args.out.read_text())
+        data.update(install_sizes=[install_sizes(p) for p in RUNTIME_PACKAGES.values()],
+                    environments=environment_sizes())
+        args.out.write_text(json.dumps(data, indent=1) + "\n")
+        print(markdown(data))
+        return
     import torch
     from PIL import Image
 
@@ -266,6 +309,7 @@ def main(argv=None) -> None:
                     "load_average_1min": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)}},
         "rows": rows,
         "install_sizes": [install_sizes(p) for p in RUNTIME_PACKAGES.values()],
+        "environments": environment_sizes(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(data, indent=1) + "\n")

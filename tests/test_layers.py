@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "zsad"
 # Highest first. Each stage's command-line module (``zsad.<stage>.cli``) is a face too.
 LAYERS = [
     ("faces", ("zsad.cli", "zsad.demo")),
-    ("core", ("zsad.detector", "zsad.config", "zsad.evaluation", "zsad.report")),
+    ("core", ("zsad.detector", "zsad.deploy", "zsad.config", "zsad.evaluation", "zsad.report")),
     ("stages", ("zsad.reasoning", "zsad.learning", "zsad.explain", "zsad.outputs", "zsad.verdict", "zsad.results",
                 "zsad.discovery", "zsad.export")),
     ("scoring", ("zsad.scoring",)),
@@ -29,6 +29,11 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _is_zsad(name: str) -> bool:
+    """zsad's own modules; ``zsad_runtime`` (the torch-free runtime zsad depends on) is outside its layers."""
+    return name == "zsad" or name.startswith("zsad.")
+
+
 def imports() -> dict[str, set[str]]:
     """module -> the zsad modules it imports (``from zsad.x import y`` counts as zsad.x, or zsad.x.y when that is
     a module)."""
@@ -38,8 +43,8 @@ def imports() -> dict[str, set[str]]:
         targets = set()
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
-                targets |= {alias.name for alias in node.names if alias.name.startswith("zsad")}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("zsad"):
+                targets |= {alias.name for alias in node.names if _is_zsad(alias.name)}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and _is_zsad(node.module or ""):
                 for alias in node.names:
                     full = f"{node.module}.{alias.name}"
                     targets.add(full if full in modules else node.module)

@@ -115,7 +115,7 @@ def test_broken_links_are_listed_and_unreadable_folders_said_so(pills, tmp_path,
     def refuse(path):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(images.os, "scandir", refuse)
+    monkeypatch.setattr(os, "scandir", refuse)  # what list_images reads folders with
     with pytest.raises(Exception, match="cannot be read"):
         images.list_images([folder])
 

@@ -38,7 +38,8 @@ def test_public_api_is_reachable_from_the_top_level():
                                   ["demo", "--help"], ["--version"],
                                   ["detect", "photos/", "--threshold", "nan"],
                                   ["detect", "photos/", "--method", "nope"],
-                                  ["detect", "photos/", "--backbone", "tiny-clip", "--mutual-radii", "2"]])
+                                  ["detect", "photos/", "--backbone", "tiny-clip", "--mutual-radii", "2"],
+                                  ["export", "--help"], ["export", "--out", "bundle", "--threshold", "nan"]])
 def test_help_and_option_errors_load_no_model_library(argv):
     """``zsad --help`` and option errors come before torch or transformers is imported (the time and memory this
     saves are measured by eval/bench_cli_start.py)."""

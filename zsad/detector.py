@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
+from zsad_runtime.decide import Scored, decide_results, error_result
 
 from zsad.backbones.base import BackboneInfo, Features
 from zsad.backbones.loading import load_backbone, resolve_device, resolve_precision
@@ -32,16 +33,16 @@ from zsad.data.images import LoadedImage, load_image
 from zsad.data.preprocess import to_batch
 from zsad.data.sources import Source, expand_sources
 from zsad.errors import ZsadError
-from zsad.explain import Explainer, build_explainer, pixel_threshold, top_regions
+from zsad.explain import Explainer, build_explainer
 from zsad.parallel import gather, my_share, num_processes, total
 from zsad.postprocess.maps import MapPostprocess
-from zsad.results import AnomalyResult, EvidenceScore
+from zsad.results import AnomalyResult
 from zsad.scoring import planning
 from zsad.scoring.base import AnomalyMaps, Scorer, ScorerContext, ScoringRun
 from zsad.scoring.configs import default_postprocess_of
 from zsad.scoring.fusion import fuse
 from zsad.scoring.text_heads import TextHead, load_text_head
-from zsad.verdict import ThresholdRule, decide_threshold
+from zsad.verdict import ThresholdRule
 
 
 @dataclass
@@ -234,9 +235,7 @@ class Detector:
                 try:
                     loaded.append((index, load_image(source.item, name=source.name)))
                 except ZsadError as error:
-                    result = AnomalyResult(name=source.name, path=source.path, error=str(error))
-                    result.explanation = self.explainer.explain(result, [])
-                    errors.append((index, result))
+                    errors.append((index, error_result(source.name, source.path, error, self.explainer)))
             if loaded:
                 features = self.extract([image for _, image in loaded])
                 outside = self.context.transform(features)
@@ -285,29 +284,17 @@ class Detector:
 
     def _decide(self, scored: list[ScoredImage], evidence: list[AnomalyMaps],
                 scorers: list[Scorer]) -> list[AnomalyResult]:
-        """Batch-level steps on numbers already in memory: fusion, thresholds, regions, explanations."""
+        """Batch-level steps on numbers already in memory: fusion here, then thresholds, regions and explanations
+        as the runtime takes them too (``zsad_runtime.decide``)."""
         fused = fuse(evidence)
-        scores = fused.scores.numpy().astype(np.float64)
         natural = scorers[0].natural_threshold() if len(scorers) == 1 else None
-        threshold = decide_threshold(scores, self.config.threshold, natural)
-        grids = fused.maps.float().numpy()
-        pixel = pixel_threshold(grids)
         post = self.postprocess_for(scorers[0].name if len(scorers) == 1 else None)
         self.last_run["postprocess"] = jsonable(post)
-        results = [AnomalyResult(
-            name=image.source.name, path=image.source.path, score=float(scores[i]), threshold=threshold.value,
-            threshold_rule=threshold.rule,
-            is_anomalous=None if threshold.value is None else bool(scores[i] >= threshold.value),
-            grid_map=grids[i], original_size=image.original_size, postprocess=post,
-            evidence={item.source: EvidenceScore(float(item.scores[i]), float(item.maps[i].max()),
-                                                 float(item.maps[i].mean())) for item in evidence},
-            pixel_threshold=pixel, regions=tuple(top_regions(grids[i], pixel, image.original_size)),
-        ) for i, image in enumerate(scored)]
-        for result, text in zip(results, self.explainer.explain_many(results)):  # one call: requests in flight
-            result.explanation = text
-            if self.reasoning is not None:
-                self.reasoning.apply_verdict(result)
-        return results
+        images = [Scored(image.source.name, image.source.path, image.original_size) for image in scored]
+        return decide_results(
+            images, fused.scores.numpy(), fused.maps.float().numpy(),
+            {item.source: (item.scores.numpy(), item.maps.numpy()) for item in evidence}, self.config.threshold,
+            natural, post, self.explainer, after=self.reasoning.apply_verdict if self.reasoning is not None else None)
 
     def describe(self) -> dict[str, Any]:
         """For results.json: every setting (the config tree, the backbone as loaded), which level set each one

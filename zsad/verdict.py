@@ -8,19 +8,22 @@ has one (0.5 for text probabilities) and otherwise gives no verdict rather than 
 
 With labels, ``calibrate_threshold`` picks the F1-maximising threshold (the F1-max operating point the literature
 reports); a fixed number can also be given.
+
+The rules themselves (``decide_threshold``, ``Threshold``, their validation) are defined once in the torch-free
+runtime (``zsad_runtime.verdict``), which decides a deployed detector's verdicts the same way; this module owns the
+setting (``ThresholdRule``, declared with its flags) and calibration.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
+from zsad_runtime.verdict import RULES, Threshold, check_rule, decide_threshold
 
 from zsad.config_fields import Alias, finite_float, setting
 from zsad.errors import ZsadError
-from zsad.robust import robust_scale
 
-RULES = ("mad", "fixed")
+__all__ = ["RULES", "Threshold", "ThresholdRule", "calibrate_threshold", "decide_threshold"]
 
 
 @dataclass(frozen=True)
@@ -38,32 +41,7 @@ class ThresholdRule:
                              help="smallest batch the mad rule decides; below it the evidence's own threshold")
 
     def __post_init__(self):
-        if self.kind not in RULES:
-            raise ZsadError(f"threshold rule must be 'mad' or 'fixed', got {self.kind!r}")
-        if not math.isfinite(self.value):
-            raise ZsadError(f"threshold {self.value} is not a finite number; pass e.g. --threshold 0.5")
-
-
-@dataclass(frozen=True)
-class Threshold:
-    value: float | None
-    rule: str  # human-readable: how the value was obtained
-
-
-def decide_threshold(scores: np.ndarray, rule: ThresholdRule, natural: float | None = None) -> Threshold:
-    scores = np.asarray(scores, dtype=np.float64)
-    scores = scores[np.isfinite(scores)]
-    if rule.kind == "fixed":
-        return Threshold(float(rule.value), f"fixed {rule.value:g}")
-    median, sigma = robust_scale(scores, floor=False)
-    if scores.size >= rule.min_batch and sigma > 0:
-        value = median + rule.value * sigma
-        return Threshold(value, f"batch median + {rule.value:g} x 1.4826 x MAD over {scores.size} images")
-    count = f"{scores.size} image" if scores.size == 1 else f"{scores.size} images"
-    reason = f"only {count}" if scores.size < rule.min_batch else "scores without spread"
-    if natural is not None:
-        return Threshold(natural, f"natural threshold {natural:g} ({reason} for the batch rule)")
-    return Threshold(None, f"no verdict: {reason} for the batch rule; pass a fixed threshold or calibrate with labels")
+        check_rule(self.kind, self.value)
 
 
 def calibrate_threshold(scores, labels) -> float:

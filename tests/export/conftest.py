@@ -2,8 +2,8 @@
 
 Each case builds a ``Detector`` the way a user would (a method or a preset, on a tiny backbone), scores a few
 generated images with ``detect``, and builds the export graph from the scorer that ``detect`` runs, started as
-``detect`` starts it: the detector's backbone and the scorer's text rows, memory and settings (``graph_for``). This
-is the wiring the detector layer will own (zsad.export may not import the detector).
+``detect`` starts it: the detector's backbone and the scorer's text rows, memory and settings. That wiring is the
+detector layer's (``zsad.deploy.exportable_scorer`` and ``graph_of``; zsad.export may not import the detector).
 """
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import torch
 
 from zsad.data.images import load_image
 from zsad.data.preprocess import to_batch
+from zsad.deploy import exportable_scorer, graph_of
 from zsad.detector import Detector
-from zsad.export.graphs import AnomalyCLIPGraph, ExportGraph, ReferenceGraph, TextGraph, WinCLIPGraph
-from zsad.scoring.base import Scorer, ScoringRun
+from zsad.export.graphs import ExportGraph
 
 TINY_CLIP = {"backbone": "tiny-clip", "pretrained": None}
 OBJECT = "pill"
@@ -36,36 +36,6 @@ class Case:
     images: torch.Tensor  # the detector's preprocessing of the test images
     maps: np.ndarray  # the detector's grid maps [B, h, w]
     scores: np.ndarray  # and image scores [B]
-
-
-def started_scorer(detector: Detector, n_images: int, references) -> Scorer:
-    """The scorer ``detect`` would run, started as ``detect`` starts it (text rows, memory and settings resolved)."""
-    from zsad.scoring import planning
-
-    config = detector.config
-    run = ScoringRun(n_images=n_images, references=references, object_name=OBJECT, explicit=True)
-    [planned] = planning.plan(config.method, config.fuse, config.scorers, detector.context, run)
-    scorer = planned.build(detector.context)
-    scorer.start(run)
-    return scorer
-
-
-def graph_for(detector: Detector, scorer: Scorer, memory_as_input: bool | None = None) -> ExportGraph:
-    """The export graph of a started scorer: the wiring the detector layer will own."""
-    backbone = detector.backbone
-    if scorer.name == "text":
-        return TextGraph(backbone, scorer.text, scorer.config)
-    if scorer.name == "anomalyclip":
-        return AnomalyCLIPGraph(backbone, scorer.text, scorer.config)
-    if scorer.name == "winclip":
-        return WinCLIPGraph(backbone, scorer.text, scorer.config, scorer.memory, memory_as_input=memory_as_input)
-    if scorer.name == "fewshot":
-        from zsad.scoring.fewshot import memory_layers
-
-        assert detector.reasoning is None, "a definition's concept transform is not part of the graph"
-        return ReferenceGraph(backbone, scorer.memory, memory_layers(scorer.config, detector.context),
-                              memory_as_input=memory_as_input)
-    raise KeyError(f"no per-image graph for {scorer.name}")
 
 
 def _detector(name: str) -> Detector:
@@ -88,8 +58,8 @@ def build_case(name: str, root: Path) -> Case:
     with_references = name in ("fewshot-clip-l2-input", "anomalydino", "winclip+input")
     references = sorted((root / "train" / "good").glob("*.png")) if with_references else None
     detector = _detector(name)
-    scorer = started_scorer(detector, len(tests), references)
-    graph = graph_for(detector, scorer, memory_as_input=True if name.endswith("-input") else None)
+    scorer = exportable_scorer(detector, references, OBJECT)
+    graph = graph_of(detector, scorer, memory_as_input=True if name.endswith("-input") else None)
     results = detector.detect(tests, references=references, object_name=OBJECT)
     assert all(r.ok for r in results), [r.error for r in results]
     backbone = detector.backbone

@@ -18,7 +18,7 @@ pytest.importorskip("onnxruntime")
 from zsad.backbones import BackboneSpec, load_backbone  # noqa: E402
 from zsad.export.convert import OPSET, backbone_matmuls, export_onnx, quantize_int8, to_openvino  # noqa: E402
 from zsad.export.graphs import FeatureGraph  # noqa: E402
-from zsad.export.runners import OnnxRuntimeGraph, OpenVINOGraph  # noqa: E402
+from zsad_runtime.engines import OnnxRuntimeGraph, OpenVINOGraph  # noqa: E402
 
 CASES = ["text-clip", "fewshot-clip-l2-input", "anomalydino", "winclip", "winclip+input", "anomalyclip"]
 TOLERANCE = 1e-4

@@ -1,4 +1,4 @@
-"""``zsad`` command line: detect, eval, report, train, adapters, synth, demo.
+"""``zsad`` command line: detect, eval, report, train, adapters, synth, demo, discover, export.
 
 Expected problems (bad paths, missing weights, bad options) print one line ``zsad: error: ...`` and exit 2; a run
 where every image failed exits 1; anything else is a bug and keeps its traceback. Options are checked before any
@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from zsad.errors import ZsadError, run_command
+from zsad.errors import ZSAD_CODE, ZsadError, run_command
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -57,10 +57,9 @@ def detector_config(args):
 
 def check_local_inputs(args, config) -> None:
     """Cheap checks of everything the user named, before the model is loaded."""
-    for path in getattr(args, "paths", None) or []:
-        if not Path(path).exists():
-            kind = "broken symbolic link" if Path(path).is_symlink() else "no such file or folder"
-            raise ZsadError(f"{path}: {kind}; check the path")
+    from zsad_runtime.sources import check_inputs
+
+    check_inputs(getattr(args, "paths", None))
     for path in getattr(args, "references", None) or []:
         if not Path(path).exists():
             raise ZsadError(f"--references {path}: no such file or folder; check the path")
@@ -102,8 +101,9 @@ def _detect_in_process(args, config, state) -> int:
 
     from zsad.data.images import load_image
     from zsad.discovery.cli import DiscoveryStep, requested_discovery
-    from zsad.outputs import WRITERS, check_output_folder, check_reusable, write_results, writers_with
+    from zsad.outputs import WRITERS, check_output_folder, check_reusable, report_run, write_results, writers_with
     from zsad.parallel import is_main
+    from zsad.reasoning.summary import explanation_summary
 
     main_process = is_main(state)
     out = check_output_folder(Path(args.out)) if main_process else Path(args.out)
@@ -139,19 +139,11 @@ def _detect_in_process(args, config, state) -> int:
     report = write_results(results, out, run_info, load_image=lambda r: load_image(r.path).image,
                            progress=True, journal=journal,
                            writers=writers_with(step.writer()) if step else WRITERS)
-    failed = [r for r in results if r.error]
-    anomalous = sum(r.is_anomalous is True for r in results)
-    scored = len(results) - len(failed)
-    from zsad.reasoning.summary import explanation_summary
-
-    llm = explanation_summary(results)  # "explanations: 28 by LLM, 2 by rules after timeout", "" without an LLM
-    print(f"{scored} {'image' if scored == 1 else 'images'} scored, {anomalous} anomalous, "
-          f"{len(failed)} skipped{'; ' + llm if llm else ''} -> {report}")
-    for result in failed:
-        print(f"skipped: {result.error}", file=sys.stderr)
+    # "explanations: 28 by LLM, 2 by rules after timeout" on the summary line; "" without an LLM
+    status = report_run(results, report, extra=explanation_summary(results))
     if step:
         step.report(out)
-    return 1 if len(failed) == len(results) else 0
+    return status
 
 
 def _open_journal(args, out: Path, detector, references, main_process: bool):
@@ -217,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     from zsad.demo.cli import add_demo_parser
     from zsad.discovery.cli import add_discover_flags, add_discover_parser
     from zsad.evaluation.cli import add_eval_arguments
+    from zsad.export.cli import add_export_parser
     from zsad.learning.cli import add_adapters_parser, add_train_parser, run_adapters
     from zsad.report.cli import add_report_parser
 
@@ -258,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_report_parser(commands)
     add_discover_parser(commands)
+    add_export_parser(commands, add_detector_options, detector_config, check_local_inputs)
     train = add_train_parser(commands)
     train.add_argument("--processes", type=positive_int, default=1,
                        help="train with this many processes on this machine (torchrun; DDP, gradients averaged)")
@@ -296,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return args.run(args)
 
-    return run_command(command)
+    return run_command(command, "zsad", own=ZSAD_CODE)
 
 
 if __name__ == "__main__":

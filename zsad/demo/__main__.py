@@ -4,7 +4,7 @@ import argparse
 import sys
 
 from zsad.demo.cli import configure_parser
-from zsad.errors import run_command
+from zsad.errors import ZSAD_CODE, run_command
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -14,7 +14,7 @@ def run(argv: list[str] | None = None) -> int:
         args = parser.parse_args(sys.argv[1:] if argv is None else argv)
         return args.run(args)
 
-    return run_command(command)
+    return run_command(command, "zsad", own=ZSAD_CODE)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ class Renders:
         self._lock = threading.Lock()
 
     def heat_of(self, state: RunState, index: int) -> Image.Image:
-        from zsad.outputs.overlays import heat_image
+        from zsad.outputs import heat_image
 
         with self._lock:
             if index not in self.heat:
@@ -52,7 +52,7 @@ class Renders:
             return self.heat[index]
 
     def tile(self, state: RunState, index: int) -> str:
-        from zsad.outputs.overlays import outline_regions, with_legend
+        from zsad.outputs import outline_regions, with_legend
 
         result = state.results[index]
         key = (index, result.is_anomalous)
@@ -116,7 +116,7 @@ def gallery(state: RunState) -> list[tuple[Any, str]]:
 def detail(state: RunState, index: int) -> tuple[Image.Image | None, str, str]:
     """The selected image large with its numbered top regions (red: anomalous verdict, white: strongest regions of a
     normal one), its explanation, and what the reasoning layer said (rules), if it ran."""
-    from zsad.outputs.overlays import outline_regions, with_legend
+    from zsad.outputs import outline_regions, with_legend
 
     if not state.results:
         return None, "", ""

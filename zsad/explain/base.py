@@ -1,76 +1,21 @@
-"""Explainer interface, registry and the default factual explainer.
+"""Explainer registry; the interface and the default factual explainer.
 
-Explainers are declared in ``EXPLAINERS`` by module path: ``factual`` here, ``rules`` and ``llm`` in the reasoning
-layer (imported only when chosen). Each entry is a factory ``factory(ExplainerContext) -> Explainer``.
+``Explainer`` and ``FactualExplainer`` are defined once in the torch-free runtime (``zsad_runtime.explain``), which
+explains its results as zsad does. Explainers are declared in ``EXPLAINERS`` by module path: ``factual`` here,
+``rules`` and ``llm`` in the reasoning layer (imported only when chosen). Each entry is a factory
+``factory(ExplainerContext) -> Explainer``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from zsad_runtime.explain import Explainer, FactualExplainer
 
 from zsad.registry import Registry
 
-if TYPE_CHECKING:
-    from zsad.backbones.base import Features
-    from zsad.explain.regions import Region
-    from zsad.results import AnomalyResult
-
-
-class Explainer:
-    """Turns one finished result into a short explanation.
-
-    ``explain(result, regions)`` gets the result (fused score, verdict, threshold, ``result.evidence`` with each
-    evidence's own score and map statistics) and its top regions (``result.regions``, also passed explicitly), and
-    returns the text. Explainers may also set ``result.reasoning`` (structured output such as an LLM verdict); they
-    never change the numeric verdict. ``describe()`` goes into results.json.
-    """
-
-    name: str = ""
-
-    def explain(self, result: "AnomalyResult", regions: list["Region"]) -> str:
-        raise NotImplementedError
-
-    def explain_many(self, results: list["AnomalyResult"]) -> list[str]:
-        """The explanations of a run's results, in their order: the Detector's one call per run, so that an
-        explainer waiting on a server can keep several requests in flight. Default: ``explain`` one by one."""
-        return [self.explain(result, list(result.regions)) for result in results]
-
-    def observe(self, name: str, features: "Features", index: int) -> None:
-        """Called once per image after the forward pass (image ``index`` of ``features``); explainers that phrase
-        regions from features keep what they need here, until ``reset``."""
-
-    def reset(self) -> None:
-        """Forget what ``observe`` kept: called at the start and the end of every run."""
-
-    def describe(self) -> dict[str, Any]:
-        return {"explainer": self.name}
-
-
-class FactualExplainer(Explainer):
-    """What the numbers say, nothing more: verdict, score against threshold, the evidence that fired, regions."""
-
-    name = "factual"
-
-    def explain(self, result: "AnomalyResult", regions: list["Region"]) -> str:
-        if result.error:
-            return f"not inspected: {result.error}"
-        evidence = ", ".join(
-            f"{name} {item.score:.4g}" for name, item in result.evidence.items()
-        ) if len(result.evidence) > 1 else "+".join(result.evidence) or "no"
-        if result.threshold is None:
-            head = f"score {result.score:.4g}; no verdict ({result.threshold_rule})"
-        else:
-            relation = ">=" if result.is_anomalous else "<"
-            head = (f"{result.verdict}: score {result.score:.4g} {relation} threshold {result.threshold:.4g} "
-                    f"({result.threshold_rule})")
-        text = f"{head}; evidence: {evidence}"
-        if regions:
-            where = "; ".join(region.describe() for region in regions)
-            label = "anomalous regions" if result.is_anomalous else "strongest regions"
-            text += f"; {label}: {where}"
-        elif result.is_anomalous:
-            text += "; no region stands out above the pixel threshold (the evidence is spread over the image)"
-        return text
+__all__ = ["EXPLAINERS", "Explainer", "ExplainerContext", "FactualExplainer", "build_explainer", "explainer_help",
+           "explainer_names", "factual_explainer"]
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ Each graph runs the backbone's own forward and the eager scoring function of its
 computes; where an eager step cannot be exported as written (its loops depend on the batch size) the graph calls the
 equivalent in ``zsad.export.ops``, proven equal by the tests. The maps are the patch-grid maps that ``Detector``
 results keep (``AnomalyResult.grid_map``) and the scores the image scores of that single evidence; upsampling and
-smoothing to the image's frame stay outside the graph (``zsad.export.numpy_postprocess``), since they depend on each
+smoothing to the image's frame stay outside the graph (``zsad_runtime.postprocess``), since they depend on each
 image's original size.
 
 Text embeddings ([2, D], normal and anomalous rows of a text head for one object name) and small reference memories
@@ -111,6 +111,11 @@ class ExportGraph(nn.Module):
     def memory_inputs(self) -> dict[str, torch.Tensor]:
         """The tensors to feed after the images when the memory is a graph input (empty when baked)."""
         return dict(self._memory_inputs)
+
+    def memory_tensors(self) -> dict[str, torch.Tensor]:
+        """Every memory tensor, baked or given as an input (what a fingerprint of the references covers)."""
+        return {name: self._memory_inputs[name] if self.memory_as_input else getattr(self, name)
+                for name in self.memory_names}
 
     def example_inputs(self, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, ...]:
         """Seeded random images (and the memory inputs) to trace the graph with. A batch of 2: torch.export fixes

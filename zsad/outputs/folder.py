@@ -19,21 +19,6 @@ RUN = Path("journal") / "run.json"  # the run's fingerprint
 OVERLAYS = Path("journal") / "overlays.jsonl"  # the overlays written, with what each shows
 
 
-def check_output_folder(out_dir: Path) -> Path:
-    """Fail before any work when ``out_dir`` cannot hold the results (an existing file, an unwritable parent)."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ZsadError(f"--out {out_dir}: is an existing file, not a folder; pass a folder path")
-    parent = next((p for p in [out_dir, *out_dir.parents] if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise ZsadError(f"--out {out_dir}: {parent} is a file, so the folder cannot be created; pass another path")
-    try:
-        (out_dir / "overlays").mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ZsadError(f"--out {out_dir}: cannot create the folder ({error.strerror}); pass a writable path") from None
-    return out_dir
-
-
 def check_reusable(out_dir: Path, overwrite: bool = False) -> None:
     """Before a model loads: a non-empty folder that holds no zsad run is refused unless ``overwrite``. (Whether a
     zsad run in it is of the same settings is decided by the journal, once the fingerprint is known.)"""

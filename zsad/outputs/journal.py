@@ -6,7 +6,7 @@
     journal/scored.jsonl    per image, appended as its batch is scored: its path, the file's identity (size,
                             modification time, sha256), its original size, and per evidence its image score and
                             patch-grid map as exact float32 bytes, so a resumed run reproduces the uninterrupted one
-    journal/overlays.jsonl  per overlay: its file and a digest of what it shows (``zsad.outputs.overlays``), logged
+    journal/overlays.jsonl  per overlay: its file and a digest of what it shows (``zsad_runtime.outputs.overlays``), logged
                             before the file is written, so every file zsad put in the folder is listed
 
 ``--resume`` reuses an image's evidence only when the run's fingerprint equals the journal's and the file is the

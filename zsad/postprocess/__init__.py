@@ -3,18 +3,19 @@
 ``PostprocessConfig`` (here, torch-free) says how: Gaussian sigma, upsampling corners, where smoothing happens and
 its border. A scorer declares its *default* (its config's ``default_postprocess``: AnomalyCLIP's official scipy
 Gaussian, WinCLIP's none); fields a preset, an adapter or the user set override it, and the result records what
-ran. ``maps`` holds the arithmetic (``MapPostprocess``, ``smooth``, ``gaussian_blur``), loaded on first use.
+ran. ``MapPostprocess`` (numpy; ``zsad_runtime.postprocess``, shared with the torch-free runtime) applies it to a
+result's grid map; ``maps`` holds the tensor versions training uses (``smooth``, ``gaussian_blur``), loaded on first
+use.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
+from zsad_runtime.postprocess import PADDINGS, SMOOTH_AT, MapPostprocess
+
 from zsad.config_fields import setting
 from zsad.errors import ZsadError
 from zsad.registry import lazy_exports
-
-SMOOTH_AT = ("input", "original")
-PADDINGS = ("mirror", "symmetric")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,6 @@ class PostprocessConfig:
 DEFAULT_POSTPROCESS = PostprocessConfig(sigma=4.0, align_corners=False, smooth_at="input", padding="mirror")
 
 _lazy = lazy_exports(__name__, {
-    "maps": ("MapPostprocess", "gaussian_blur", "smooth", "smooth_original", "to_original_sizes"),
+    "maps": ("gaussian_blur", "smooth"),
 })
-__all__ = ["DEFAULT_POSTPROCESS", "PADDINGS", "PostprocessConfig", "SMOOTH_AT", *_lazy]
+__all__ = ["DEFAULT_POSTPROCESS", "MapPostprocess", "PADDINGS", "PostprocessConfig", "SMOOTH_AT", *_lazy]

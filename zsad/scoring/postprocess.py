@@ -1,4 +1,2 @@
 """Moved to ``zsad.postprocess`` (post-processing is not scoring); this name stays for code written against 0.1."""
-from zsad.postprocess.maps import (  # noqa: F401
-    MapPostprocess, gaussian_blur, smooth, smooth_original, to_original_sizes,
-)
+from zsad.postprocess.maps import MapPostprocess, gaussian_blur, smooth  # noqa: F401

@@ -9,13 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from zsad.outputs.base import RunOutput
-from zsad.results import AnomalyResult
+from zsad_runtime.outputs.base import RunOutput
+from zsad_runtime.progress import progress
+from zsad_runtime.results import AnomalyResult
 
 MAX_OVERLAY_SIDE = 2048
 OVERLAY_FORMAT = 1  # raise when the drawing changes, so that overlays of an earlier zsad are drawn again
@@ -172,8 +174,6 @@ def overlay_digest(result: AnomalyResult, value_range: tuple[float, float]) -> s
     """What an overlay shows, hashed: the image file (path, size, modification time), the grid map, how it is
     brought to the image, score, verdict, threshold, the outlined regions and the run's colour scale. An overlay
     on disk is reused only under the same digest."""
-    from zsad.config_fields import jsonable
-
     image = None
     if result.path:
         try:
@@ -183,7 +183,7 @@ def overlay_digest(result: AnomalyResult, value_range: tuple[float, float]) -> s
             image = [os.path.abspath(result.path)]
     facts = {"format": OVERLAY_FORMAT, "image": image, "score": result.score, "threshold": result.threshold,
              "is_anomalous": result.is_anomalous, "original_size": list(result.original_size or ()),
-             "postprocess": jsonable(result.postprocess), "value_range": list(value_range),
+             "postprocess": None if result.postprocess is None else asdict(result.postprocess), "value_range": list(value_range),
              "regions": [list(r.box) for r in result.regions] if result.is_anomalous else []}
     digest = hashlib.sha256(json.dumps(facts, sort_keys=True, default=repr).encode())
     digest.update(np.ascontiguousarray(result.grid_map, dtype=np.float32).tobytes())
@@ -198,8 +198,6 @@ def write_overlays(results: list[AnomalyResult], records: list[dict], output: Ru
     in the folder is kept when its log entry shows the same (an interrupted writing phase continues where it
     stopped); every other one is drawn, and overlays an earlier run left that this run does not show are removed.
     """
-    from tqdm.auto import tqdm
-
     value_range = display_range(results)
     output.run_info["overlay_value_range"] = list(value_range)
     if output.load_image is None:
@@ -211,7 +209,7 @@ def write_overlays(results: list[AnomalyResult], records: list[dict], output: Ru
     downscaled = 0
     items = [(r, record, name) for r, record, name in zip(results, records, overlay_names(results))
              if r.grid_map is not None]
-    for result, record, name in tqdm(items, desc="writing", unit="img", disable=not output.progress):
+    for result, record, name in progress(items, desc="writing", unit="img", disable=not output.progress):
         relative = f"overlays/{name}"
         target = output.out_dir / relative
         digest = overlay_digest(result, value_range)

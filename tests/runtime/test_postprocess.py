@@ -1,4 +1,10 @@
-"""zsad.export.numpy_postprocess against zsad's torch post-processing (1e-5) and against scipy.ndimage."""
+"""zsad_runtime.postprocess (numpy: what every result's map runs) against zsad's torch post-processing (1e-5) and
+against scipy.ndimage.
+
+The torch reference (``torch_postprocess``) is the post-processing zsad ran on tensors before results moved to numpy:
+``smooth`` (bilinear to the input size + ``gaussian_blur``, still zsad's tensor version for training), then
+``F.interpolate`` to the original frame; or, smoothing at the original size, ``F.interpolate`` straight there and
+the Gaussian."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +13,10 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from zsad.export import numpy_postprocess as npp
-from zsad.scoring.postprocess import MapPostprocess, gaussian_blur
+from zsad_runtime import postprocess as npp
+from zsad_runtime.postprocess import MapPostprocess
+
+from zsad.postprocess.maps import gaussian_blur, smooth
 
 # (grid, input size, original (width, height), sigma, align_corners, padding, smooth_at): every preset's setting
 # (default and MuSc's align_corners, AnomalyCLIP's symmetric border, AnomalyDINO's smoothing at the original size,
@@ -24,14 +32,28 @@ SETTINGS = [
 ]
 
 
+def torch_postprocess(grid_map: np.ndarray, size, input_size, sigma, align_corners, padding, smooth_at) -> np.ndarray:
+    grid = torch.from_numpy(grid_map)[None]
+    width, height = size
+    if smooth_at == "original":
+        up = F.interpolate(grid[:, None], size=(height, width), mode="bilinear", align_corners=align_corners)
+        return (gaussian_blur(up, sigma, padding) if sigma > 0 else up)[0, 0].numpy()
+    up = smooth(grid, input_size, sigma, align_corners, padding)
+    if (height, width) != tuple(up.shape[1:]):
+        up = F.interpolate(up[:, None], size=(height, width), mode="bilinear", align_corners=False)[:, 0]
+    return up[0].numpy()
+
+
 @pytest.mark.parametrize("grid, input_size, size, sigma, align_corners, padding, smooth_at", SETTINGS)
-def test_postprocess_map_equals_zsads(grid, input_size, size, sigma, align_corners, padding, smooth_at):
+def test_postprocess_map_equals_zsads_torch_version(grid, input_size, size, sigma, align_corners, padding, smooth_at):
     generator = np.random.default_rng(grid)
     grid_map = (generator.random((grid, grid)) * 3).astype(np.float32)  # AnomalyCLIP's summed maps reach ~4
-    expected = MapPostprocess(input_size, sigma, align_corners, padding, smooth_at).apply(grid_map, size)
-    got = npp.postprocess_map(grid_map, size, input_size, sigma, align_corners, padding, smooth_at)
+    expected = torch_postprocess(grid_map, size, input_size, sigma, align_corners, padding, smooth_at)
+    got = MapPostprocess(input_size, sigma, align_corners, padding, smooth_at).apply(grid_map, size)
     assert got.shape == expected.shape == (size[1], size[0]) and got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(got, npp.postprocess_map(grid_map, size, input_size, sigma, align_corners,
+                                                           padding, smooth_at))
 
 
 @pytest.mark.parametrize("align_corners", [False, True])
@@ -72,3 +94,5 @@ def test_gaussian_refuses_a_radius_beyond_the_map_as_torch_does():
         npp.gaussian_blur(np.zeros((40, 40)), 1.0, "wrap")
     with pytest.raises(ValueError, match="smooth_at must be"):
         npp.postprocess_map(np.zeros((4, 4)), (64, 64), 64, smooth_at="grid")
+    with pytest.raises(ValueError, match="padding must be"):
+        MapPostprocess(64, padding="wrap")

@@ -5,8 +5,8 @@ import csv
 import json
 from pathlib import Path
 
-from zsad.outputs.base import RunOutput
-from zsad.results import AnomalyResult, flat_record
+from zsad_runtime.outputs.base import RunOutput
+from zsad_runtime.results import AnomalyResult, flat_record
 
 
 def write_csv(records: list[dict], path: Path) -> Path:

@@ -1,0 +1,73 @@
+"""Turning image scores into yes/no verdicts: the rules of zsad's verdict, decided over a batch, in numpy.
+
+Without labels (the zero-shot case) the default rule treats the batch as mostly normal, as MuSc does, and flags
+robust outliers: threshold = median + k * 1.4826 * MAD of the batch's image scores (k = 3; 1.4826 * MAD estimates
+the standard deviation of the normal scores without being pulled up by the anomalies). It needs a batch: below
+``min_batch`` images, or when the scores have no spread, it falls back to the scorer's natural threshold when it
+has one (0.5 for text probabilities) and otherwise gives no verdict rather than a guess. A fixed rule is a number.
+
+Defined here, once, because a deployed detector decides exactly as ``zsad detect`` does, over each call's batch;
+zsad's declared setting (``zsad.verdict.ThresholdRule``, with its command-line flags) validates with ``check_rule``
+and decides with ``decide_threshold``; a bundle records the same three fields (``RuleSpec``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from zsad_runtime.errors import ZsadError
+from zsad_runtime.robust import robust_scale
+
+RULES = ("mad", "fixed")
+
+
+class VerdictRule(Protocol):
+    """What ``decide_threshold`` reads: zsad's ``ThresholdRule`` or a bundle's ``RuleSpec``."""
+
+    kind: str
+    value: float
+    min_batch: int
+
+
+def check_rule(kind: str, value: float) -> None:
+    if kind not in RULES:
+        raise ZsadError(f"threshold rule must be 'mad' or 'fixed', got {kind!r}")
+    if not math.isfinite(value):
+        raise ZsadError(f"threshold {value} is not a finite number; pass e.g. --threshold 0.5")
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """A verdict rule as a bundle records it: mad (k = ``value``, batches of ``min_batch`` or more) or fixed."""
+
+    kind: str
+    value: float
+    min_batch: int
+
+    def __post_init__(self) -> None:
+        check_rule(self.kind, self.value)
+
+
+@dataclass(frozen=True)
+class Threshold:
+    value: float | None
+    rule: str  # human-readable: how the value was obtained
+
+
+def decide_threshold(scores: np.ndarray, rule: VerdictRule, natural: float | None = None) -> Threshold:
+    scores = np.asarray(scores, dtype=np.float64)
+    scores = scores[np.isfinite(scores)]
+    if rule.kind == "fixed":
+        return Threshold(float(rule.value), f"fixed {rule.value:g}")
+    median, sigma = robust_scale(scores, floor=False)
+    if scores.size >= rule.min_batch and sigma > 0:
+        value = median + rule.value * sigma
+        return Threshold(value, f"batch median + {rule.value:g} x 1.4826 x MAD over {scores.size} images")
+    count = f"{scores.size} image" if scores.size == 1 else f"{scores.size} images"
+    reason = f"only {count}" if scores.size < rule.min_batch else "scores without spread"
+    if natural is not None:
+        return Threshold(natural, f"natural threshold {natural:g} ({reason} for the batch rule)")
+    return Threshold(None, f"no verdict: {reason} for the batch rule; pass a fixed threshold or calibrate with labels")
