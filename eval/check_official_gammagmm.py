@@ -75,10 +75,13 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=2000, help="posterior samples per run (official: 10000)")
     parser.add_argument("--components", type=int, default=20, help="mixture components K (official: 100)")
     parser.add_argument("--json", type=Path, help="also write the table here")
+    parser.add_argument("--fixture", type=Path,
+                        help="also save the official samples of the first case with its inputs (.npz), for "
+                             "tests/decisions/test_contamination.py")
     args = parser.parse_args()
     official = load_official(args.official)
     rows, failures = [], 0
-    for name, raw in cases():
+    for position, (name, raw) in enumerate(cases()):
         theirs = official.run_gammaGMM(raw, ad_list=[EvidenceColumn(m) for m in range(raw.shape[1])],
                                        tot_samples=args.samples, K=args.components, verbose=False)
         ours = gamma_gmm(raw, GammaGMMConfig(tot_samples=args.samples, max_components=args.components)).samples
@@ -86,6 +89,8 @@ def main() -> int:
         same = ours.shape == theirs.shape and np.array_equal(ours, theirs)
         gap = float(np.max(np.abs(ours - theirs))) if ours.shape == theirs.shape else float("inf")
         failures += not same
+        if args.fixture and position == 0:
+            np.savez_compressed(args.fixture, raw=raw, samples=theirs, tot_samples=args.samples, K=args.components)
         rows.append({"case": name, "identical": same, "max_abs_difference": gap, "official_mean": float(theirs.mean()),
                      "zsad_mean": float(ours.mean()), "gamma_gmm_wide_mean": wide})
         print(f"{'same' if same else 'DIFFERENT':9s} max |diff| {gap:.3g}  mean {theirs.mean():.4f} (official) "

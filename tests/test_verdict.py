@@ -35,3 +35,17 @@ def test_fixed_and_calibrated():
         calibrate_threshold(scores, np.zeros(50))
     with pytest.raises(ZsadError):
         ThresholdRule("median")
+
+
+def test_every_threshold_names_its_rule():
+    from zsad.verdict import Threshold
+
+    scores = np.array([0.1, 0.2, 0.15, 0.12, 0.18, 0.11, 0.9, 0.14, 0.16])
+    assert decide_threshold(scores, ThresholdRule("mad")).name == "mad"
+    assert decide_threshold(scores, ThresholdRule("fixed", 0.5)).name == "fixed"
+    assert decide_threshold(scores[:2], ThresholdRule(), natural=0.5).name == "natural"
+    assert decide_threshold(scores[:2], ThresholdRule()).name == "none"
+    legacy = Threshold(0.3, "fixed 0.3")  # the two-field form still works
+    assert legacy.to_dict() == {"value": 0.3, "rule": "fixed 0.3", "name": "", "certainty": {}}
+    with pytest.raises(ZsadError, match="defect_rate needs a rate"):
+        ThresholdRule("defect_rate", 0.0)

@@ -65,15 +65,25 @@ def position_words(cx: float, cy: float) -> str:
     return f"{row} {col}"
 
 
-def top_regions(grid_map: np.ndarray, threshold: float, original_size: tuple[int, int],
-                max_regions: int = 3) -> list[Region]:
+def top_regions(grid_map: np.ndarray, threshold: float | None, original_size: tuple[int, int],
+                max_regions: int = 3, mask: np.ndarray | None = None) -> list[Region]:
     """The ``max_regions`` strongest 8-connected regions of ``grid_map`` (h, w) at or above ``threshold``.
 
     original_size: (width, height) of the image the map belongs to; boxes are scaled onto it.
+    mask: a binary (h, w) mask that decides instead of ``threshold`` (a ``zsad.decisions`` mask: a test-time
+        classifier's or a conformal one; all False for an image whose verdict is normal); peaks are still read
+        from ``grid_map``.
     Regions are ordered by peak value, strongest first.
     """
     grid = np.asarray(grid_map, dtype=np.float32)
-    mask = grid >= threshold
+    if mask is None:
+        if threshold is None:
+            raise ValueError("top_regions needs a threshold or a mask")
+        mask = grid >= threshold
+    else:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != grid.shape:
+            raise ValueError(f"mask of shape {mask.shape} for a map of shape {grid.shape}")
     if not mask.any():
         return []
     labels, boxes = connected_components(mask)

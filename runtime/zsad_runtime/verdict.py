@@ -13,8 +13,8 @@ and decides with ``decide_threshold``; a bundle records the same three fields (`
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -53,21 +53,35 @@ class RuleSpec:
 
 @dataclass(frozen=True)
 class Threshold:
+    """A verdict threshold (anomalous when ``score >= value``) with the rule that decided it.
+
+    rule: in words, for people. name: the rule as a key ("mad", "fixed", "natural", "none", and zsad's batch-proof
+    rules "conformal", "conformal_mixture", "gamma_gmm", "mixture", "defect_rate"). certainty: how sure the rule
+    is, in its own terms: the guaranteed false-alarm rate of a conformal rule, the posterior mean and 90 % interval
+    of the anomaly fraction of a contamination rule; empty for "mad", "fixed" and "natural", which promise nothing.
+    """
+
     value: float | None
-    rule: str  # human-readable: how the value was obtained
+    rule: str
+    name: str = ""
+    certainty: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "rule": self.rule, "name": self.name, "certainty": dict(self.certainty)}
 
 
 def decide_threshold(scores: np.ndarray, rule: VerdictRule, natural: float | None = None) -> Threshold:
     scores = np.asarray(scores, dtype=np.float64)
     scores = scores[np.isfinite(scores)]
     if rule.kind == "fixed":
-        return Threshold(float(rule.value), f"fixed {rule.value:g}")
+        return Threshold(float(rule.value), f"fixed {rule.value:g}", "fixed")
     median, sigma = robust_scale(scores, floor=False)
     if scores.size >= rule.min_batch and sigma > 0:
         value = median + rule.value * sigma
-        return Threshold(value, f"batch median + {rule.value:g} x 1.4826 x MAD over {scores.size} images")
+        return Threshold(value, f"batch median + {rule.value:g} x 1.4826 x MAD over {scores.size} images", "mad")
     count = f"{scores.size} image" if scores.size == 1 else f"{scores.size} images"
     reason = f"only {count}" if scores.size < rule.min_batch else "scores without spread"
     if natural is not None:
-        return Threshold(natural, f"natural threshold {natural:g} ({reason} for the batch rule)")
-    return Threshold(None, f"no verdict: {reason} for the batch rule; pass a fixed threshold or calibrate with labels")
+        return Threshold(natural, f"natural threshold {natural:g} ({reason} for the batch rule)", "natural")
+    return Threshold(None, f"no verdict: {reason} for the batch rule; pass a fixed threshold or calibrate with labels",
+                     "none")

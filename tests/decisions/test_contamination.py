@@ -2,8 +2,11 @@
 baseline on known fractions, and the rules built on them against the MAD rule on a mostly defective batch.
 
 The side-by-side comparison with the official file itself is ``eval/check_official_gammagmm.py`` (it needs a copy
-of github.com/Lorenzo-Perini/GammaGMM, which is not part of zsad)."""
+of github.com/Lorenzo-Perini/GammaGMM, which is not part of zsad); ``tests/data/gammagmm_official.npz`` holds the
+official code's samples for one batch, written by that script's ``--fixture``."""
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -49,6 +52,17 @@ def test_the_defaults_are_the_official_codes_and_the_variant_is_named_apart():
     assert official.name == "gamma_gmm" and GammaGMMConfig.wide().name == "gamma_gmm_wide"
     assert GammaGMMConfig(own_component_parameters=True).name == "gamma_gmm_custom"
     assert PAPER.name == "gamma_gmm"  # a shorter run of the official computation keeps its name
+
+
+def test_gamma_gmm_equals_the_samples_the_official_code_gave():
+    """A batch where a dropped mixture component precedes a kept one: the official parameter reading matters."""
+    from pathlib import Path
+
+    stored = np.load(Path(__file__).parents[1] / "data" / "gammagmm_official.npz")
+    config = GammaGMMConfig(tot_samples=int(stored["tot_samples"]), max_components=int(stored["K"]))
+    assert np.array_equal(gamma_gmm(stored["raw"], config).samples, stored["samples"])
+    paired = gamma_gmm(stored["raw"], replace(config, own_component_parameters=True)).samples
+    assert not np.array_equal(paired, stored["samples"])
 
 
 def test_official_and_paired_parameters_agree_where_the_kept_components_come_first():

@@ -19,7 +19,7 @@ SHARED = [
     ("zsad.postprocess", "zsad_runtime.postprocess", ("MapPostprocess", "SMOOTH_AT", "PADDINGS")),
     ("zsad.postprocess.maps", "zsad_runtime.postprocess", ("MapPostprocess",)),
     ("zsad.robust", "zsad_runtime.robust", ("robust_scale",)),
-    ("zsad.verdict", "zsad_runtime.verdict", ("decide_threshold", "Threshold", "RULES")),
+    ("zsad.verdict", "zsad_runtime.verdict", ("Threshold",)),
     ("zsad.explain", "zsad_runtime.regions", ("Region", "pixel_threshold", "position_words", "top_regions")),
     ("zsad.explain", "zsad_runtime.explain", ("Explainer", "FactualExplainer")),
     ("zsad.outputs", "zsad_runtime.outputs", ("write_results", "write_csv", "check_output_folder", "overlay",
@@ -36,6 +36,8 @@ PAIRS = {
     "_positive_int": "an argparse type of the runtime's command line (zsad's faces have their own)",
     "__getattr__": "each package's lazy top-level names",
     "_font": "Pillow's default font at a size: the overlays' (here) and zsad.discovery.writer's contact sheets",
+    "decide_threshold": "zsad's adds the batch-proof rules of zsad.decisions (scipy, scikit-learn) and calls the "
+                        "runtime's for the rules a bundle can record (mad, fixed)",
     "write_csv": "the demo's write_csv(state) calls the runtime's write_csv(records, path) on its results",
 }
 
@@ -60,3 +62,11 @@ def test_no_function_is_defined_in_both_packages_but_the_listed_pairs():
     runtime, zsad = _definitions(ROOT / "runtime" / "zsad_runtime"), _definitions(ROOT / "zsad")
     both = {name: runtime[name] + zsad[name] for name in set(runtime) & set(zsad)}
     assert set(both) == set(PAIRS), {name: both.get(name) for name in set(both) ^ set(PAIRS)}
+
+
+def test_zsad_decides_the_runtimes_rules_with_the_runtimes_code():
+    from zsad_runtime.verdict import RULES as runtime_rules
+
+    from zsad.verdict import RULES, RUNTIME_RULES
+
+    assert RUNTIME_RULES is runtime_rules and set(runtime_rules) < set(RULES)

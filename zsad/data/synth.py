@@ -23,6 +23,9 @@ How the images are made, and why:
   clipped to the object (objects) and re-drawn with new parameters until they cover 0.5 % to 5 % of the image.
 - **Geometry is in units of a 256 px image** and scales with ``size``, so a 128 px set for fast tests has the
   same defect area fractions as the default.
+- **Graded defects** (``severity_levels``, off by default): each defect is planted at a size level (a band of
+  planted area, so the area rises strictly with the level) and a contrast level (its blend weight over the clean
+  image), recorded in ``<category>/manifest.json`` (``zsad.data.severity``); the default output is unchanged.
 - **Deterministic per image**: every image has its own generator seeded from (seed, category, split, defect
   type, index). Generating a subset of categories or more images leaves the other files byte-identical.
   (Byte-identical on one platform with the same numpy/scipy/Pillow; another CPU or version may round a few
@@ -34,6 +37,7 @@ which every ``zsad --help`` would pay, since the CLI lists the categories).
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import zlib
@@ -44,6 +48,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from zsad.data.severity import GRADED, Severity, severity_for
 from zsad.errors import DatasetError
 
 DEFECT_TYPES = ("scratch", "hole", "stain", "missing_part", "colour_spot")
@@ -253,13 +258,14 @@ def _paint(image: np.ndarray, mask: np.ndarray, colour: RGB, rng: np.random.Gene
     image[mask] = tone
 
 
-def _scratch(rng: np.random.Generator, scene: Scene, size: int, colours: DefectColours) -> Painted:
+def _scratch(rng: np.random.Generator, scene: Scene, size: int, colours: DefectColours,
+             scale: float = 1.0) -> Painted:
     """A thin curved line with a contrasting lip along one side, as light catches a real scratch.
 
     The lip matters: features that normalise each patch (LayerNorm) barely see a line that only changes
     brightness, but do see a two-tone line that no normal patch contains.
     """
-    s = size / 256
+    s = size / 256 * scale
     support = scene.support()
     start = np.asarray(_pick_centre(rng, support, 12 * s))
     length = rng.uniform(90, 150) * s
@@ -303,9 +309,10 @@ def _ring_around(mask: np.ndarray, width: float) -> np.ndarray:
     return ndimage.binary_dilation(mask, iterations=max(1, int(round(width)))) & ~mask
 
 
-def _hole(rng: np.random.Generator, scene: Scene, size: int, colours: DefectColours) -> Painted:
+def _hole(rng: np.random.Generator, scene: Scene, size: int, colours: DefectColours,
+          scale: float = 1.0) -> Painted:
     """A near-black irregular hole with a bright burr around it (a punched hole catching the light)."""
-    s = size / 256
+    s = size / 256 * scale
     support = scene.support()
     radius = rng.uniform(11, 17) * s
     core = _blob_mask(rng, size, _pick_centre(rng, support, radius + 3 * s), radius)
@@ -317,10 +324,11 @@ def _hole(rng: np.random.Generator, scene: Scene, size: int, colours: DefectColo
     return image, core | burr
 
 
-def _stain(rng: np.random.Generator, scene: Scene, size: int, colours: DefectColours) -> Painted:
+def _stain(rng: np.random.Generator, scene: Scene, size: int, colours: DefectColours,
+           scale: float = 1.0) -> Painted:
     from scipy import ndimage
 
-    s = size / 256
+    s = size / 256 * scale
     support = scene.support()
     radius = rng.uniform(14, 26) * s
     blob = _blob_mask(rng, size, _pick_centre(rng, support, radius), radius)
@@ -335,8 +343,9 @@ def _stain(rng: np.random.Generator, scene: Scene, size: int, colours: DefectCol
     return image, weight >= 0.5
 
 
-def _colour_spot(rng: np.random.Generator, scene: Scene, size: int, colours: DefectColours) -> Painted:
-    s = size / 256
+def _colour_spot(rng: np.random.Generator, scene: Scene, size: int, colours: DefectColours,
+                 scale: float = 1.0) -> Painted:
+    s = size / 256 * scale
     support = scene.support()
     radius = rng.uniform(10, 15) * s
     mask = _disk_mask(size, _pick_centre(rng, support, radius), radius) & support
@@ -345,7 +354,8 @@ def _colour_spot(rng: np.random.Generator, scene: Scene, size: int, colours: Def
     return image, mask
 
 
-def _missing_part(rng: np.random.Generator, scene: Scene, size: int, colours: DefectColours) -> Painted:
+def _missing_part(rng: np.random.Generator, scene: Scene, size: int, colours: DefectColours,
+                  scale: float = 1.0) -> Painted:
     """Break a piece off the object: a bite out of its rim, or a wedge through a ring.
 
     The break has a jagged edge and a fracture face along it in the colour of the material inside. A clean cut
@@ -355,14 +365,14 @@ def _missing_part(rng: np.random.Generator, scene: Scene, size: int, colours: De
 
     if scene.alpha is None or scene.foreground is None:
         raise DatasetError("missing_part needs an object category; textures have no part to remove")
-    s = size / 256
+    s = size / 256 * scale
     before = scene.alpha > 0.5
     x, y = _grid(size)
     hole_inside = ndimage.binary_fill_holes(before) & ~before
     if hole_inside.any():  # a ring: a wedge from the centre outwards; inside > 0 within it, in px
         cy, cx = (float(v) + 0.5 for v in ndimage.center_of_mass(hole_inside))
         offset = np.angle(np.exp(1j * (np.arctan2(y - cy, x - cx) - rng.uniform(0, 2 * math.pi))))
-        inside = (math.radians(rng.uniform(6, 12)) - np.abs(offset)) * np.hypot(x - cx, y - cy)
+        inside = (math.radians(rng.uniform(6, 12)) * scale - np.abs(offset)) * np.hypot(x - cx, y - cy)
     else:  # a convex body: a disk centred on its rim
         edge_y, edge_x = np.nonzero(before & ~ndimage.binary_erosion(before))
         k = int(rng.integers(len(edge_x)))
@@ -376,7 +386,7 @@ def _missing_part(rng: np.random.Generator, scene: Scene, size: int, colours: De
     return image, (before & removed) | fracture
 
 
-_DEFECT_PAINTERS: dict[str, Callable[[np.random.Generator, Scene, int, DefectColours], Painted]] = {
+_DEFECT_PAINTERS: dict[str, Callable[..., Painted]] = {
     "scratch": _scratch,
     "hole": _hole,
     "stain": _stain,
@@ -460,17 +470,41 @@ SYNTH_CATEGORIES: dict[str, SynthCategory] = {
 # --------------------------------------------------------------------------------------------------- public API
 
 
+def _graded(painter: Callable[..., Painted], rng: np.random.Generator, scene: Scene, size: int,
+            colours: DefectColours, severity: Severity) -> Painted:
+    """Paint until the area lies in the severity's band, rescaling the defect's geometry towards the band's middle
+    (area grows with the square of the scale); then blend it at the severity's contrast."""
+    low, high = severity.area_band(MIN_AREA_FRACTION, MAX_AREA_FRACTION)
+    target, scale = math.sqrt(low * high), 1.0
+    for _ in range(_MAX_ATTEMPTS):
+        image, mask = painter(rng, scene, size, colours, scale=scale)
+        area = float(mask.mean())
+        if low <= area < high or (area == high == MAX_AREA_FRACTION):
+            break
+        scale *= float(np.clip(math.sqrt(target / max(area, 1e-6)), 0.5, 2.0)) * rng.uniform(0.9, 1.1)
+    else:  # pragma: no cover - the scale converges within a few draws for every defect type
+        raise RuntimeError(f"could not plant a defect with area in [{low:.2%}, {high:.2%}) at {size} px")
+    if severity.contrast < 1.0:
+        clean = scene.composite()
+        image = clean + severity.contrast * (image - clean)
+    return image, mask
+
+
 def make_image(
-    category: str, defect: str | None, *, size: int = 256, rng: np.random.Generator
+    category: str, defect: str | None, *, size: int = 256, rng: np.random.Generator,
+    severity: Severity | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Render one image of ``category`` (uint8, (size, size, 3)) with ``defect`` planted (None for a good one)
-    and its mask (bool, (size, size)); the mask is all False for good images."""
+    and its mask (bool, (size, size)); the mask is all False for good images. ``severity`` grades the defect's
+    size and contrast (``Severity``); None draws it as by default."""
     spec = _category(category)
     if defect is not None and defect not in spec.defects:
         raise DatasetError(f"category {category!r} has no defect {defect!r}; use one of {', '.join(spec.defects)}")
     scene = spec.render(rng, size)
     if defect is None:
         image, mask = scene.composite(), np.zeros((size, size), dtype=bool)
+    elif severity is not None:
+        image, mask = _graded(_DEFECT_PAINTERS[defect], rng, scene, size, spec.colours, severity)
     else:
         painter = _DEFECT_PAINTERS[defect]
         for _ in range(_MAX_ATTEMPTS):
@@ -493,6 +527,8 @@ def generate_dataset(
     size: int = 256,
     seed: int = 0,
     overwrite: bool = False,
+    severity_levels: int = 0,
+    graded: Iterable[str] = GRADED,
 ) -> Path:
     """Write a synthetic dataset in the MVTec AD layout under ``out`` and return ``out``.
 
@@ -500,6 +536,10 @@ def generate_dataset(
     (``n_test_defect`` per defect type) and ``ground_truth/<defect>/<stem>_mask.png`` (0/255), plus
     ``<out>/README.txt``. An existing non-empty category folder is an error unless ``overwrite`` is set, in which
     case that category folder (only) is replaced, so no stale images from an earlier run remain.
+
+    ``severity_levels`` > 0 grades the defects (``graded``: "size", "contrast" or both; ``severity_for`` assigns
+    the levels by index) and writes ``<category>/manifest.json``: per test image its defect type, size level,
+    contrast level and planted mask area. 0 (the default) writes exactly what earlier versions wrote.
     """
     out = Path(out)
     if isinstance(categories, str):
@@ -514,6 +554,11 @@ def generate_dataset(
         raise DatasetError(f"size={size} is too small for visible defects; use size >= {MIN_SIZE}")
     if seed < 0:
         raise DatasetError(f"seed={seed} is negative; pass a seed >= 0")
+    if severity_levels < 0:
+        raise DatasetError(f"severity_levels={severity_levels} is negative; pass 0 (off) or a number of levels")
+    graded = tuple(graded)
+    if severity_levels:
+        severity_for(0, severity_levels, graded)  # checks ``graded`` before anything is written
     for name in names:
         folder = out / name
         if folder.exists() and any(folder.iterdir()):
@@ -524,31 +569,50 @@ def generate_dataset(
     out.mkdir(parents=True, exist_ok=True)
     for name in names:
         spec = SYNTH_CATEGORIES[name]
+        grading = (severity_levels, graded) if severity_levels else None
         _write_split(out / name / "train" / "good", None, n_train, spec, size, seed, "train")
-        _write_split(out / name / "test" / "good", None, n_test_good, spec, size, seed, "test")
+        records = _write_split(out / name / "test" / "good", None, n_test_good, spec, size, seed, "test",
+                               grading=grading)
         for defect in spec.defects:
-            _write_split(out / name / "test" / defect, out / name / "ground_truth" / defect,
-                         n_test_defect, spec, size, seed, "test", defect)
-    (out / "README.txt").write_text(_readme(names, n_train, n_test_good, n_test_defect, size, seed), encoding="utf-8")
+            records += _write_split(out / name / "test" / defect, out / name / "ground_truth" / defect,
+                                    n_test_defect, spec, size, seed, "test", defect, grading)
+        if grading:
+            manifest = {"severity_levels": severity_levels, "graded": list(graded), "images": records}
+            (out / name / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    readme = _readme(names, n_train, n_test_good, n_test_defect, size, seed, severity_levels, graded)
+    (out / "README.txt").write_text(readme, encoding="utf-8")
     return out
 
 
 def _write_split(
     folder: Path, mask_folder: Path | None, count: int, spec: SynthCategory, size: int, seed: int, split: str,
-    defect: str | None = None,
-) -> None:
+    defect: str | None = None, grading: tuple[int, tuple[str, ...]] | None = None,
+) -> list[dict]:
+    """Write one folder of images (and masks); with ``grading`` (levels, graded) return their manifest records."""
     folder.mkdir(parents=True, exist_ok=True)
     if mask_folder is not None:
         mask_folder.mkdir(parents=True, exist_ok=True)
+    records = []
     for index in range(count):
         rng = np.random.default_rng(_seed_sequence(seed, spec.name, split, defect, index))
-        image, mask = make_image(spec.name, defect, size=size, rng=rng)
+        severity = severity_for(index, *grading) if grading and defect is not None else None
+        image, mask = make_image(spec.name, defect, size=size, rng=rng, severity=severity)
         stem = f"{index:03d}"
         # compress_level=1: the noise makes PNGs barely compressible, and level 6 doubles the generation time.
         Image.fromarray(image, mode="RGB").save(folder / f"{stem}.png", format="PNG", compress_level=1)
         if mask_folder is not None:
             mask_image = Image.fromarray(mask.astype(np.uint8) * 255, mode="L")
             mask_image.save(mask_folder / f"{stem}_mask.png", format="PNG", compress_level=1)
+        if grading:
+            records.append({
+                "image": f"{split}/{defect or 'good'}/{stem}.png",
+                "mask": f"ground_truth/{defect}/{stem}_mask.png" if defect else None,
+                "defect": defect,
+                "size_level": severity.size_level if severity else None,
+                "contrast_level": severity.contrast_level if severity else None,
+                "area_fraction": float(mask.mean()),
+            })
+    return records
 
 
 def _seed_sequence(seed: int, category: str, split: str, defect: str | None, index: int) -> np.random.SeedSequence:
@@ -568,13 +632,15 @@ def _category(name: str) -> SynthCategory:
         ) from None
 
 
-def _readme(names: list[str], n_train: int, n_test_good: int, n_test_defect: int, size: int, seed: int) -> str:
+def _readme(names: list[str], n_train: int, n_test_good: int, n_test_defect: int, size: int, seed: int,
+            severity_levels: int = 0, graded: tuple[str, ...] = GRADED) -> str:
+    grading = f", severity_levels={severity_levels}, graded={graded!r}" if severity_levels else ""
     lines = [
         "zsad synthetic planted-defect dataset",
         "",
         "Generated by zsad.data.synth.generate_dataset; regenerate it byte-identically with",
         f"  generate_dataset(out, categories={names!r}, n_train={n_train}, n_test_good={n_test_good},",
-        f"                   n_test_defect={n_test_defect}, size={size}, seed={seed})",
+        f"                   n_test_defect={n_test_defect}, size={size}, seed={seed}{grading})",
         "",
         "Layout (MVTec AD): <category>/train/good/NNN.png, <category>/test/<good|defect>/NNN.png,",
         "<category>/ground_truth/<defect>/NNN_mask.png (0 = normal, 255 = planted defect; exact pixel masks).",
@@ -584,6 +650,12 @@ def _readme(names: list[str], n_train: int, n_test_good: int, n_test_defect: int
         "",
         "Categories:",
     ]
+    if severity_levels:
+        lines[-1:-1] = [
+            f"Defects are graded in {severity_levels} levels of {' and '.join(graded)}; <category>/manifest.json "
+            "lists each test image's defect, size level, contrast level and planted mask area.",
+            "",
+        ]
     for name in names:
         spec = SYNTH_CATEGORIES[name]
         lines.append(f"- {name} ({spec.kind}): {spec.description}; defects: {', '.join(spec.defects)}")
@@ -595,4 +667,5 @@ def _readme(names: list[str], n_train: int, n_test_good: int, n_test_defect: int
     return "\n".join(lines)
 
 
-__all__ = ["DEFECT_TYPES", "SYNTH_CATEGORIES", "SynthCategory", "generate_dataset", "make_image"]
+__all__ = ["DEFECT_TYPES", "GRADED", "SYNTH_CATEGORIES", "Severity", "SynthCategory", "generate_dataset", "make_image",
+           "severity_for"]
