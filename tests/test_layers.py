@@ -17,7 +17,7 @@ LAYERS = [
     ("faces", ("zsad.cli", "zsad.demo")),
     ("core", ("zsad.detector", "zsad.deploy", "zsad.config", "zsad.evaluation", "zsad.report")),
     ("stages", ("zsad.reasoning", "zsad.learning", "zsad.explain", "zsad.outputs", "zsad.verdict", "zsad.results",
-                "zsad.discovery", "zsad.export")),
+                "zsad.discovery", "zsad.export", "zsad.decisions")),
     ("scoring", ("zsad.scoring",)),
     ("inputs", ("zsad.backbones", "zsad.data", "zsad.metrics", "zsad.postprocess", "zsad.presets")),
     ("base", ("zsad.errors", "zsad.registry", "zsad.config_fields", "zsad.robust", "zsad.parallel", "zsad")),
@@ -103,3 +103,12 @@ def test_the_checker_sees_a_violation(tmp_path):
     graph = imports()
     assert "zsad.backbones.base" in graph["zsad.scoring.base"]
     assert layer_of("zsad.scoring.text") > layer_of("zsad.detector") and layer_of("zsad.cli.main") == 0
+
+
+def test_every_module_has_a_declared_layer():
+    """A new package is placed on purpose: without this, it would fall to the base layer through the ``zsad`` prefix
+    and its upward imports would be reported as someone else's problem (or, worse, its cycles missed)."""
+    declared = {prefix for _, prefixes in LAYERS for prefix in prefixes} - {"zsad"}
+    undeclared = sorted(m for m in imports() if m != "zsad" and layer_of(m) > 0
+                        and not any(m == p or m.startswith(p + ".") for p in declared))
+    assert not undeclared, f"modules in no layer of LAYERS: {undeclared}"

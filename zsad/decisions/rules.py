@@ -19,7 +19,10 @@ verdict is ``score >= threshold``).
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+from zsad_runtime.verdict import RuleSpec, Threshold, VerdictRule, decide_threshold
 
 from zsad.decisions.conformal import conformal_threshold
 from zsad.decisions.contamination import (
@@ -29,9 +32,8 @@ from zsad.decisions.contamination import (
     mixture_fraction,
 )
 from zsad.errors import ZsadError
-from zsad.verdict import Threshold, ThresholdRule, decide_threshold
 
-MAD_RULE = ThresholdRule("mad")
+MAD_RULE = RuleSpec("mad", 3.0, 8)  # the default batch rule of zsad.verdict.ThresholdRule
 CONTAMINATION_ESTIMATES = {
     "gamma_gmm": lambda columns: gamma_gmm(columns, GammaGMMConfig()),
     "gamma_gmm_wide": lambda columns: gamma_gmm(columns, GammaGMMConfig.wide()),
@@ -49,7 +51,7 @@ def fraction_threshold(scores: np.ndarray, fraction: float) -> float:
 
 
 def contamination_threshold(scores: np.ndarray, posterior: ContaminationPosterior, rule: str,
-                            fallback: ThresholdRule | None = MAD_RULE) -> Threshold:
+                            fallback: VerdictRule | None = MAD_RULE) -> Threshold:
     """Flag the batch's round(mean x N) highest scores, stating the posterior it came from.
 
     When the estimate found no anomalous group (``posterior.found`` is False: gammaGMM's prior could not be fitted,
@@ -76,7 +78,7 @@ def contamination_threshold(scores: np.ndarray, posterior: ContaminationPosterio
     return Threshold(value, text, rule, summary)
 
 
-def rule_threshold(scores: np.ndarray, rule: ThresholdRule, *, calibration: np.ndarray | None = None,
+def rule_threshold(scores: np.ndarray, rule: VerdictRule, *, calibration: np.ndarray | None = None,
                    evidence_scores: np.ndarray | None = None) -> Threshold:
     """The threshold of ``rule`` (kinds "conformal", "conformal_mixture", "gamma_gmm", "gamma_gmm_wide", "mixture",
     "defect_rate")
@@ -92,8 +94,8 @@ def rule_threshold(scores: np.ndarray, rule: ThresholdRule, *, calibration: np.n
                      "smallest_rate": 1.0 / (result.k + 1), "calibration_scores": result.k}
         return Threshold(result.value, result.describe(), "conformal", certainty)
     if rule.kind == "conformal_mixture":
-        conformal = rule_threshold(scores, ThresholdRule("conformal", rule.value), calibration=calibration)
-        batch = rule_threshold(scores, ThresholdRule("mixture", min_batch=rule.min_batch),
+        conformal = rule_threshold(scores, replace(rule, kind="conformal"), calibration=calibration)
+        batch = rule_threshold(scores, replace(rule, kind="mixture"),
                                evidence_scores=evidence_scores)
         if batch.value is None:
             return Threshold(conformal.value, f"{conformal.rule} ({batch.rule})", "conformal_mixture",
