@@ -23,10 +23,10 @@ and batch it measures, against the labels and planted masks:
 - on a graded set (``severity_levels=3``: size x contrast levels), Spearman's rho of image scores against the
   severity levels and of mask areas against planted areas.
 
-Verdicts come from one of two places (``--verdicts``): ``apply`` (now) applies zsad.decisions to the Detector's
-scores and patch-grid maps here; ``results`` reads ``AnomalyResult.is_anomalous`` and the result's mask (``mask``
-when the Detector has one, else ``grid_map >= pixel_threshold``) from a fused/single Detector run, which measures
-whatever rule the Detector applies (today: the MAD rule) with no other change to this script.
+Verdicts come from one of two places (``--verdicts``): ``apply`` applies zsad.decisions to the Detector's scores
+and patch-grid maps here (every rule side by side); ``results`` also reads ``AnomalyResult.is_anomalous`` and the
+mask the result shows (``shown_mask``) from the Detector's own runs (few-shot, mutual, and a real ``--fuse`` run),
+which measures exactly what ``zsad detect`` decides with its defaults (row "detector").
 
 Fused evidence = few-shot + mutual through ``zsad.scoring.fusion.fuse``, the function the Detector's ``--fuse``
 calls, applied to the two single-evidence runs (the mutual run is not repeated). Conformal verdicts and masks of a
@@ -48,8 +48,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zsad.data.datasets import mvtec_samples
 from zsad.data.images import load_image, load_mask
+from zsad.data.layouts.mvtec import mvtec_samples
 from zsad.data.synth import SYNTH_CATEGORIES, generate_dataset
 from zsad.decisions import conformal_masks, mad_masks, test_time_masks
 from zsad.metrics import f1_max, image_metrics
@@ -58,7 +58,7 @@ from zsad.scoring.base import AnomalyMaps
 from zsad.scoring.fusion import fuse
 from zsad.verdict import ThresholdRule, decide_threshold
 
-RULES = ("conformal", "mixture", "gamma_gmm", "mad", "defect_rate")  # + "conformal_mixture" (their AND)
+RULES = ("conformal", "mixture", "gamma_gmm", "gamma_gmm_wide", "mad", "defect_rate")  # + "conformal_mixture"
 EVIDENCE = ("fewshot", "mutual", "fused")
 
 
@@ -70,18 +70,10 @@ def make_detector(method: str, fuse: bool = False):
 
 
 def reference_calibration(detector, references: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Leave-one-out image scores [k] and patch maps [k, h, w] of the references, as ``build_memory`` computes
-    them (it keeps only their maximum today)."""
-    from zsad.scoring.fewshot import load_references, reference_tokens
-    from zsad.scoring.reference import ReferenceMemory
-
-    images, owners = load_references(references, detector.config.reference_rotations)
-    tokens = reference_tokens(detector, detector.transformed(detector.extract(images)))
-    owners_t = torch.tensor(owners)
-    config = replace(detector.config.reference, coreset_ratio=None)
-    runs = [ReferenceMemory.build(tokens[owners_t != o], config).score(tokens[owners_t == o])
-            for o in sorted(set(owners))]
-    return torch.cat([r.scores for r in runs]).numpy(), torch.cat([r.maps for r in runs]).numpy()
+    """Leave-one-out image scores [k] and patch maps [k, h, w] of the references, as ``build_memory`` keeps them
+    (``ReferenceMemory.normal_scores`` / ``normal_maps``)."""
+    memory = detector.build_memory(references)
+    return memory.normal_scores.numpy(), memory.normal_maps.numpy()
 
 
 def patch_features(detector, paths: list[str]) -> np.ndarray:
@@ -151,10 +143,13 @@ def false_alarm_check(detector, spare: list[str], normals: list[str], k: int, al
     from zsad.scoring.fewshot import reference_tokens
     from zsad.scoring.reference import ReferenceMemory
 
-    def tokens(paths: list[str]) -> torch.Tensor:
-        return reference_tokens(detector, detector.transformed(detector.extract([load_image(p) for p in paths])))
+    fewshot = detector.config.scorer("fewshot")
 
-    config = replace(detector.config.reference, coreset_ratio=None)
+    def tokens(paths: list[str]) -> torch.Tensor:
+        features = detector.extract([load_image(p) for p in paths])
+        return reference_tokens(fewshot, detector.context, detector.context.transform(features))
+
+    config = replace(fewshot.memory_config(), coreset_ratio=None)
     spare_tokens, normal_tokens = tokens(spare), tokens(normals)
     rng, rates = np.random.default_rng(seed), []
     for _ in range(draws):
@@ -180,7 +175,7 @@ def decide(name: str, run: dict, few: dict, labels: np.ndarray, calibration, fea
     for rule in rules_wanted:
         if rule == "conformal" and (calibration is None or name == "mutual"):
             continue
-        kind = ThresholdRule(rule, {"conformal": alpha, "defect_rate": float(labels.mean())}.get(rule, 3.0))
+        kind = ThresholdRule(rule, {"defect_rate": float(labels.mean())}.get(rule, 3.0), false_alarm_rate=alpha)
         scores = few["scores"] if rule == "conformal" else run["scores"]
         threshold = decide_threshold(scores, kind, calibration=calibration[0] if calibration else None,
                                      evidence_scores=run["columns"])
@@ -211,8 +206,7 @@ def evaluate(name, run, few, labels, truth, calibration, features, alpha, mode, 
     size = truth.shape[-1]
     row["oracle_iou"] = iou_max(upsampled(run["grid"], size), truth)[0]
     if mode == "results" and run["results"] is not None:
-        grid = np.stack([getattr(r, "mask", None) if getattr(r, "mask", None) is not None
-                         else r.grid_map >= r.pixel_threshold for r in run["results"]]).astype(np.float32)
+        grid = np.stack([r.shown_mask() for r in run["results"]]).astype(np.float32)
         masks = {"detector": replace(masks["mad"], values=grid, cut=0.5)}
     row["masks"] = {k: {"iou": mask_iou(m.at((size, size)), truth), "name": m.name, "rule": m.rule}
                     for k, m in masks.items()}

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "zsad"
 # Highest first. Each stage's command-line module (``zsad.<stage>.cli``) is a face too.
 LAYERS = [
     ("faces", ("zsad.cli", "zsad.demo")),
-    ("core", ("zsad.detector", "zsad.deploy", "zsad.config", "zsad.evaluation", "zsad.report")),
+    ("core", ("zsad.detector", "zsad.run_gather", "zsad.deploy", "zsad.config", "zsad.evaluation", "zsad.report")),
     ("stages", ("zsad.reasoning", "zsad.learning", "zsad.explain", "zsad.outputs", "zsad.verdict", "zsad.results",
                 "zsad.discovery", "zsad.export", "zsad.decisions")),
     ("scoring", ("zsad.scoring",)),

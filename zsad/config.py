@@ -32,7 +32,7 @@ from zsad.postprocess import DEFAULT_POSTPROCESS, PostprocessConfig
 from zsad.reasoning.config import ReasoningConfig
 from zsad.scoring.configs import TextHeadConfig, backbone_settings_of, default_postprocess_of
 from zsad.scoring.registry import SCORERS, TEXT_HEADS, method_help, method_names
-from zsad.verdict import ThresholdRule
+from zsad.verdict import MaskRule, ThresholdRule
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -71,6 +71,7 @@ class DetectorConfig:
     scorers: dict[str, Any] = field(default_factory=default_scorer_configs)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     threshold: ThresholdRule = field(default_factory=ThresholdRule)
+    mask: MaskRule = field(default_factory=MaskRule)
     explainer: str = setting("auto", flag="--explain", choices=explainer_names, help=explainer_help)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     reasoning: ReasoningConfig = field(default_factory=ReasoningConfig)
@@ -129,6 +130,7 @@ def config_sections():
             yield ("scorers", name), cls, f"{name}_", f"scorer {name} ({SCORERS.help(name)})"
     yield ("postprocess",), PostprocessConfig, "", "map post-processing"
     yield ("threshold",), ThresholdRule, "", "verdict"
+    yield ("mask",), MaskRule, "", "verdict"
     yield ("runtime",), RuntimeConfig, "", "runtime"
     yield ("reasoning",), ReasoningConfig, "", "reasoning (definitions in words, rules, LLM explanations)"
 
@@ -180,7 +182,8 @@ def _section(config: DetectorConfig, path: tuple[str, ...]) -> Any:
 # the text scorer (zsad 0.1 had one section for both); ``reference`` is the few-shot scorer's 0.1 name.
 LEGACY_SECTIONS = {"reference": ("scorers", "fewshot"), "scorer_options": ("scorers",)}
 SECTIONS = {"backbone": ("backbone",), "text_head": ("text_head",), "postprocess": ("postprocess",),
-            "threshold": ("threshold",), "runtime": ("runtime",), "reasoning": ("reasoning",), "scorers": ("scorers",)}
+            "threshold": ("threshold",), "mask": ("mask",), "runtime": ("runtime",), "reasoning": ("reasoning",),
+            "scorers": ("scorers",)}
 
 
 def _section_class(path: tuple[str, ...]) -> type:

@@ -19,7 +19,10 @@ Decisions:
 - ``--method auto`` becomes the per-image method ``auto`` would pick without a batch (references -> few-shot,
   learned prompts -> AnomalyCLIP, otherwise text); the bundle names it, and ``zsad export`` says it on stderr.
 - The verdict rule is not frozen into a number: the bundle records the rule (mad or fixed) and the scorer's natural
-  threshold, and the runtime decides over each call's images with the same code (``zsad_runtime.verdict``).
+  threshold, and the runtime decides over each call's images with the same code (``zsad_runtime.verdict``). zsad's
+  default rules (reference-calibrated conformal verdicts and masks, contamination estimates, the test-time mask:
+  ``zsad.decisions``) are not in the runtime yet, so an export asks for ``--threshold-rule mad`` (or a fixed
+  ``--threshold``) and ``--mask-rule mad`` rather than silently deciding otherwise than ``zsad detect`` would.
 - Explanations in a bundle are factual; the rule and LLM explainers and a definition's concept transform (which acts
   on features before few-shot scoring) stay in zsad, and exporting with them is refused with the fix.
 - Export runs on the CPU in fp32 (``Detector(device="cpu", precision="fp32")``, which ``zsad export`` builds): the
@@ -44,6 +47,7 @@ from zsad.errors import ZsadError
 from zsad.export.graphs import AnomalyCLIPGraph, ExportGraph, ReferenceGraph, TextGraph, WinCLIPGraph
 from zsad.scoring import planning
 from zsad.scoring.base import Scorer, ScoringRun
+from zsad.verdict import RUNTIME_RULES
 
 PER_IMAGE_GRAPHS = ("text", "anomalyclip", "winclip", "fewshot")
 
@@ -115,6 +119,12 @@ def export_bundle(detector: Detector, out: str | Path, *, fmt: str = "onnx", int
     config = detector.config
     object_name = object_name or config.text_head.object_name
     scorer = exportable_scorer(detector, references, object_name)
+    if config.threshold.kind not in RUNTIME_RULES or config.mask.kind != "mad":
+        raise ZsadError(
+            f"the runtime decides verdicts by the mad or fixed rule and masks by the mad rule; this detector asks for "
+            f"--threshold-rule {config.threshold.kind} and --mask-rule {config.mask.kind}, whose reference "
+            "calibration or contamination estimate stays in zsad: export with --threshold-rule mad (or --threshold "
+            "T, e.g. from zsad detect --calibrate) and --mask-rule mad, or run zsad detect")
     graph = graph_of(detector, scorer, memory_as_input)
     try:
         from zsad.export.bundle import model_card, write_card, write_graph

@@ -2,20 +2,21 @@
 
 Data flow (docs/design.md): inputs are read batch by batch (a bad one becomes an error result, the rest go on) -> one
 backbone pass per image -> every scorer the run uses gets the batch's ``Features`` (per-batch scorers answer at
-once, the mutual scorer at the end of the run) -> fusion -> verdict threshold over the run's image scores, pixel
-threshold over its patch maps -> top regions -> explanation. Scorers get a ``ScorerContext`` (backbone facts, the
-text head, ``extract``, the concept transform), never the Detector; which ones run is ``zsad.scoring.planning``.
+once, the mutual scorer at the end of the run) -> fusion -> verdict and binary masks over the run
+(``zsad.decisions``: reference-calibrated or contamination-aware) -> top regions -> explanation. Scorers get a
+``ScorerContext`` (backbone facts, the text head, ``extract``, the concept transform), never the Detector; which
+ones run is ``zsad.scoring.planning``.
 
 Memory: decoded images live for one batch; a result keeps its map on the patch grid and computes the full-size map
 when read, so a folder of 10,000 images holds 10,000 small grids. Batch-level steps need only numbers already in
-memory: the verdict threshold needs the image scores, fusion and the pixel threshold the grid maps, and mutual
-scoring keeps the patch tokens it compares (its scorer stores them, in float16 above 4 GB).
+memory: the verdict needs the image scores, fusion and the masks the grid maps (a test-time mask also small
+projected patch features, ``zsad.decisions.features``), and mutual scoring keeps the patch tokens it compares.
 """
 from __future__ import annotations
 
 import contextlib
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -32,26 +33,20 @@ from zsad.config_fields import jsonable
 from zsad.data.images import LoadedImage, load_image
 from zsad.data.preprocess import to_batch
 from zsad.data.sources import Source, expand_sources
+from zsad.decisions.batch import decide_batch
+from zsad.decisions.features import PatchFeatureKeeper
 from zsad.errors import ZsadError
 from zsad.explain import Explainer, build_explainer
-from zsad.parallel import gather, my_share, num_processes, total
+from zsad.parallel import my_share, num_processes, total
 from zsad.postprocess.maps import MapPostprocess
 from zsad.results import AnomalyResult
+from zsad.run_gather import ScoredImage, gather_run
 from zsad.scoring import planning
 from zsad.scoring.base import AnomalyMaps, Scorer, ScorerContext, ScoringRun
 from zsad.scoring.configs import default_postprocess_of
 from zsad.scoring.fusion import fuse
 from zsad.scoring.text_heads import TextHead, load_text_head
 from zsad.verdict import ThresholdRule
-
-
-@dataclass
-class ScoredImage:
-    """What a run knows about one readable image before the batch-level steps."""
-
-    index: int  # position among the inputs
-    source: Source
-    original_size: tuple[int, int]
 
 
 class Detector:
@@ -177,20 +172,22 @@ class Detector:
             scorer.start(run)
         if journal is not None and not all(scorer.per_image for scorer in scorers):
             journal = None
+        calibrated = any(scorer.calibration() is not None for scorer in scorers)
+        keeper = PatchFeatureKeeper(enabled=config.mask.resolved(calibrated) == "test_time")
         self.explainer.reset()
         try:
             errors, scored, evidence, scorers = self._score([sources[i] for i in share], scorers, run, journal,
-                                                            state, len(planned), cancel)
+                                                            state, len(planned), cancel, keeper)
             self.last_run = {"scorers": [s.name for s in scorers], "evidence": {s.name: s.describe() for s in scorers}}
             if num_processes(state) > 1:
-                errors, scored, evidence = _gather(state, share, errors, scored, evidence, scorers)
+                errors, scored, evidence = gather_run(state, share, errors, scored, evidence, scorers, keeper)
                 if not state.is_main_process:
                     return []
             results: list[AnomalyResult | None] = [None] * len(sources)
             for index, result in errors:
                 results[index] = result
             if scored:
-                for image, result in zip(scored, self._decide(scored, evidence, scorers)):
+                for image, result in zip(scored, self._decide(scored, evidence, scorers, keeper)):
                     results[image.index] = result
             return results
         finally:
@@ -212,8 +209,9 @@ class Detector:
                           f"{' + '.join(running)} scoring; use --method {methods}", UserWarning, stacklevel=3)
 
     def _score(self, sources: list[Source], scorers: list[Scorer], run: ScoringRun, journal, state,
-               n_planned: int, cancel=None):
-        """Stream the inputs through the backbone and the scorers, one batch of decoded images at a time."""
+               n_planned: int, cancel, keeper: PatchFeatureKeeper):
+        """Stream the inputs through the backbone and the scorers, one batch of decoded images at a time; ``keeper``
+        keeps small patch features for a test-time mask."""
         errors: list[tuple[int, AnomalyResult]] = []
         scored: list[ScoredImage] = []
         parts: dict[str, list[AnomalyMaps]] = {scorer.name: [] for scorer in scorers}
@@ -231,6 +229,7 @@ class Detector:
                     for name, (score, grid) in known["evidence"].items():
                         parts[name].append(AnomalyMaps(torch.from_numpy(grid)[None], torch.tensor([score]), name))
                     scored.append(ScoredImage(index, source, known["original_size"]))
+                    keeper.add_row(known.get("features"))
                     continue
                 try:
                     loaded.append((index, load_image(source.item, name=source.name)))
@@ -239,6 +238,7 @@ class Detector:
             if loaded:
                 features = self.extract([image for _, image in loaded])
                 outside = self.context.transform(features)
+                keeper.add(features)
                 for row, (index, _) in enumerate(loaded):
                     self.explainer.observe(sources[index].name, features, row)
                 fresh = {}
@@ -252,7 +252,8 @@ class Detector:
                     scored.append(ScoredImage(index, sources[index], image.original_size))
                     if journal is not None and sources[index].path is not None:
                         journal.add(sources[index].path, image.original_size,
-                                    {name: (float(m.scores[row]), m.maps[row].numpy()) for name, m in fresh.items()})
+                                    {name: (float(m.scores[row]), m.maps[row].numpy()) for name, m in fresh.items()},
+                                    keeper.row(len(scored) - 1))
             bar.update(min(size, len(sources) - start))
         bar.close()
         kept = planning.still_available(scorers[:n_planned], run, total(len(scored), state))
@@ -282,19 +283,25 @@ class Detector:
                           UserWarning, stacklevel=3)
         return MapPostprocess.of(config.resolved_postprocess(method), self.backbone.input_size)
 
-    def _decide(self, scored: list[ScoredImage], evidence: list[AnomalyMaps],
-                scorers: list[Scorer]) -> list[AnomalyResult]:
-        """Batch-level steps on numbers already in memory: fusion here, then thresholds, regions and explanations
-        as the runtime takes them too (``zsad_runtime.decide``)."""
+    def _decide(self, scored: list[ScoredImage], evidence: list[AnomalyMaps], scorers: list[Scorer],
+                keeper: PatchFeatureKeeper) -> list[AnomalyResult]:
+        """Batch-level steps on numbers already in memory: fusion, the verdict and masks (``zsad.decisions``), then
+        results, regions and explanations as the runtime makes them too (``zsad_runtime.decide``)."""
         fused = fuse(evidence)
-        natural = scorers[0].natural_threshold() if len(scorers) == 1 else None
         post = self.postprocess_for(scorers[0].name if len(scorers) == 1 else None)
         self.last_run["postprocess"] = jsonable(post)
+        own = {item.source: (item.scores.numpy(), item.maps.numpy()) for item in evidence}
+        features, note = keeper.stacked()
+        decision = decide_batch(
+            fused.scores.numpy(), fused.maps.float().numpy(), own, self.config.threshold, self.config.mask,
+            natural=scorers[0].natural_threshold() if len(scorers) == 1 else None,
+            calibration={s.name: c for s in scorers if s.name in own and (c := s.calibration()) is not None},
+            features=features, features_note=note)
+        self.last_run["decision"] = decision.describe()
         images = [Scored(image.source.name, image.source.path, image.original_size) for image in scored]
-        return decide_results(
-            images, fused.scores.numpy(), fused.maps.float().numpy(),
-            {item.source: (item.scores.numpy(), item.maps.numpy()) for item in evidence}, self.config.threshold,
-            natural, post, self.explainer, after=self.reasoning.apply_verdict if self.reasoning is not None else None)
+        return decide_results(images, fused.scores.numpy(), fused.maps.float().numpy(), own, self.config.threshold,
+                              None, post, self.explainer, decision=decision,
+                              after=self.reasoning.apply_verdict if self.reasoning is not None else None)
 
     def describe(self) -> dict[str, Any]:
         """For results.json: every setting (the config tree, the backbone as loaded), which level set each one
@@ -340,21 +347,3 @@ class Detector:
         value = calibrate_threshold(*map(np.array, zip(*pairs)))
         self.config = replace(self.config, threshold=ThresholdRule("fixed", value))
         return value
-
-
-def _gather(state, share, errors, scored, evidence, scorers):
-    """Every process's part of a run, in input order, on every process (shares are contiguous and ordered).
-    Per-image evidence is concatenated over processes; batch-level evidence (mutual) is already complete on
-    every process and is taken from the first.
-    """
-    errors = [(share[i], result) for i, result in errors]
-    scored = [replace(image, index=share[image.index]) for image in scored]
-    parts = gather((errors, scored, evidence), state)
-    by_name = {scorer.name: scorer for scorer in scorers}
-    merged = []
-    for position, item in enumerate(parts[0][2]):
-        if by_name[item.source].per_image:
-            pieces = [part[2][position] for part in parts]
-            item = AnomalyMaps(torch.cat([p.maps for p in pieces]), torch.cat([p.scores for p in pieces]), item.source)
-        merged.append(item)
-    return ([e for part in parts for e in part[0]], [s for part in parts for s in part[1]], merged)

@@ -1,5 +1,5 @@
 """The batch-level steps of a detect run, on numbers already in memory: verdict threshold over the batch's image
-scores, pixel threshold over its patch maps, top regions, one ``AnomalyResult`` per image, its explanation.
+scores, binary masks of its patch maps, top regions, one ``AnomalyResult`` per image, its explanation.
 
 Shared by zsad's ``Detector`` (after its scorers and fusion) and the runtime's ``Runtime`` (after the graph), so a
 deployed bundle decides, finds regions and explains exactly as ``zsad detect`` does.
@@ -13,9 +13,9 @@ import numpy as np
 
 from zsad_runtime.explain import Explainer
 from zsad_runtime.postprocess import MapPostprocess
-from zsad_runtime.regions import pixel_threshold, top_regions
+from zsad_runtime.regions import pixel_threshold
 from zsad_runtime.results import AnomalyResult, EvidenceScore
-from zsad_runtime.verdict import VerdictRule, decide_threshold
+from zsad_runtime.verdict import Threshold, VerdictRule, decide_threshold
 
 
 @dataclass(frozen=True)
@@ -28,31 +28,85 @@ class Scored:
     original_size: tuple[int, int]
 
 
+@dataclass
+class Decision:
+    """What a run decided over its batch: the verdict threshold (``threshold``, which names its rule and certainty)
+    on ``verdict_scores`` [N] (the fused scores, or one evidence's own when the rule is calibrated on that evidence:
+    ``decided_on``), each image's conformal p-value when the rule has one, and the binary masks [N, h, w] on the
+    patch grid as the mask rule draws them for every image (``mask_name``: "mad", "conformal",
+    "test_time_classifier"; ``mask_rule`` in words); a result shows its mask (regions, anomalous area) only when
+    its verdict is not normal. ``pixel_threshold``: the masks' cut on the map's
+    own scale, None when a classifier (not a threshold on the map) decided them.
+    """
+
+    threshold: Threshold
+    verdict_scores: np.ndarray
+    decided_on: str
+    masks: np.ndarray
+    mask_name: str
+    mask_rule: str
+    pixel_threshold: float | None = None
+    p_values: np.ndarray | None = None
+
+    def describe(self) -> dict:
+        """For results.json's ``ran``: the rule that decided, on which scores, and the mask rule."""
+        return {"threshold": self.threshold.to_dict(), "decided_on": self.decided_on,
+                "mask": {"name": self.mask_name, "rule": self.mask_rule}}
+
+    def verdicts(self) -> list[bool | None]:
+        value = self.threshold.value
+        return [None if value is None or not np.isfinite(s) else bool(s >= value) for s in self.verdict_scores]
+
+
+def batch_rule_decision(scores: np.ndarray, grids: np.ndarray, rule: VerdictRule, natural: float | None,
+                        decided_on: str = "fused") -> Decision:
+    """The runtime's own decision ("mad" or "fixed" verdicts on ``scores``, "mad" masks): the batch median + 3 x
+    1.4826 x MAD of the run's patch values, in images whose verdict is not normal. ``decided_on``: the evidence's
+    name when one evidence ran."""
+    threshold = decide_threshold(scores, rule, natural)
+    decision = Decision(threshold, scores, decided_on, np.zeros(grids.shape, dtype=bool), "mad", "",
+                        pixel_threshold(grids))
+    cut = decision.pixel_threshold
+    decision.masks = grids >= cut
+    decision.mask_rule = f"patch median + 3 x 1.4826 x MAD over the run's {grids.size} patch values ({cut:.4g})"
+    return decision
+
+
 def decide_results(images: list[Scored], scores: np.ndarray, grids: np.ndarray,
                    evidence: dict[str, tuple[np.ndarray, np.ndarray]], rule: VerdictRule, natural: float | None,
                    post: MapPostprocess, explainer: Explainer,
-                   after: Callable[[AnomalyResult], None] | None = None) -> list[AnomalyResult]:
+                   after: Callable[[AnomalyResult], None] | None = None,
+                   decision: Decision | None = None) -> list[AnomalyResult]:
     """One result per image, in order.
 
-    scores [N] and grids [N, h, w]: the image scores and patch-grid maps the verdict and regions read (fused ones
-    when several evidences ran); evidence: each evidence's own (scores [N], maps [N, h, w]) by name, in the order
-    they ran; natural: the evidence's own threshold for batches too small for the batch rule (None: none, or
-    several evidences); after: called with each result once it is explained (zsad's reasoning layer applies an
-    LLM verdict there). The explainer gets the whole run in one call (``explain_many``), so one that waits on a
-    server keeps several requests in flight.
+    scores [N] and grids [N, h, w]: the image scores and patch-grid maps the results carry (fused ones when several
+    evidences ran); evidence: each evidence's own (scores [N], maps [N, h, w]) by name, in the order they ran;
+    natural: the evidence's own threshold for batches too small for the batch rule (None: none, or several
+    evidences); decision: what zsad's rules decided over the batch (``zsad.decisions.batch``); None: the
+    runtime's own rules decide (``batch_rule_decision``). after: called with each result once it is explained
+    (zsad's reasoning layer applies an LLM verdict there). The explainer gets the whole run in one call
+    (``explain_many``), so one that waits on a server keeps several requests in flight.
+
+    A normal verdict has no mask and no region; an undecided one (no threshold) keeps the regions of its mask.
     """
     scores = np.asarray(scores).astype(np.float64)
     grids = np.asarray(grids, dtype=np.float32)
-    threshold = decide_threshold(scores, rule, natural)
-    pixel = pixel_threshold(grids)
+    if decision is None:
+        decision = batch_rule_decision(scores, grids, rule, natural, next(iter(evidence)) if len(evidence) == 1
+                                       else "fused")
+    threshold, verdicts = decision.threshold, decision.verdicts()
     results = [AnomalyResult(
         name=image.name, path=image.path, score=float(scores[i]), threshold=threshold.value,
-        threshold_rule=threshold.rule, is_anomalous=None if threshold.value is None else bool(scores[i] >= threshold.value),
+        threshold_rule=threshold.rule, is_anomalous=verdicts[i], threshold_name=threshold.name,
+        certainty=dict(threshold.certainty), decided_on=decision.decided_on,
+        p_value=None if decision.p_values is None else float(decision.p_values[i]),
         grid_map=grids[i], original_size=tuple(image.original_size), postprocess=post,
         evidence={name: EvidenceScore(float(item_scores[i]), float(item_maps[i].max()), float(item_maps[i].mean()))
                   for name, (item_scores, item_maps) in evidence.items()},
-        pixel_threshold=pixel, regions=tuple(top_regions(grids[i], pixel, image.original_size)),
+        pixel_threshold=decision.pixel_threshold, mask=decision.masks[i], mask_rule=decision.mask_name,
     ) for i, image in enumerate(images)]
+    for result in results:
+        result.regions = tuple(result.shown_regions())
     for result, text in zip(results, explainer.explain_many(results)):
         result.explanation = text
         if after is not None:

@@ -85,3 +85,22 @@ def decide_threshold(scores: np.ndarray, rule: VerdictRule, natural: float | Non
         return Threshold(natural, f"natural threshold {natural:g} ({reason} for the batch rule)", "natural")
     return Threshold(None, f"no verdict: {reason} for the batch rule; pass a fixed threshold or calibrate with labels",
                      "none")
+
+
+def certainty_words(name: str, certainty: dict[str, Any]) -> str:
+    """A threshold's rule and certainty in a few words, for summary lines, legends and the demo:
+    "conformal_mixture: false alarms <= 11.1 % (8 references); batch estimate 66 % anomalous (90 %: 52-79 %)"."""
+    parts = []
+    if "false_alarm_rate" in certainty:
+        parts.append(f"false alarms <= {certainty['false_alarm_rate']:.1%} "
+                     f"({certainty.get('calibration_scores', '?')} references)")
+    batch = certainty.get("batch", certainty)
+    if "fraction_mean" in batch:
+        low, high = batch.get("fraction_interval", (float("nan"), float("nan")))
+        parts.append(f"batch estimate {batch['fraction_mean']:.0%} anomalous (90 %: {low:.0%}-{high:.0%})")
+    if "defect_rate" in certainty:
+        parts.append(f"known defect rate {certainty['defect_rate']:.1%}")
+    promise = {"mad": "assumes a mostly normal batch", "fixed": "a fixed number", "natural": "the evidence's own "
+               "threshold", "none": "no verdict"}.get(name, "")
+    words = "; ".join(parts) or promise
+    return f"{name or 'rule'}: {words}" if words else (name or "")

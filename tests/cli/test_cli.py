@@ -48,14 +48,15 @@ def test_detect_writes_overlay_per_image_and_reports_a_corrupt_file(synth_folder
 
 
 def test_whole_run_failures_are_one_line_with_nonzero_exit(tmp_path, synth_folder):
-    missing = zsad("detect", tmp_path / "nowhere", "--backbone", "tiny-clip")
+    # run where the default --out (zsad-out) holds nothing: a checkout may hold a run of the README's command
+    missing = zsad("detect", tmp_path / "nowhere", "--backbone", "tiny-clip", cwd=tmp_path)
     assert missing.returncode == 2
     assert missing.stderr.strip().count("\n") == 0 and "nowhere: no such file or folder" in missing.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
-    no_images = zsad("detect", empty, "--backbone", "tiny-clip")
+    no_images = zsad("detect", empty, "--backbone", "tiny-clip", cwd=tmp_path)
     assert no_images.returncode == 2 and "contains no images" in no_images.stderr
-    unknown = zsad("detect", synth_folder / "test", "--backbone", "ViT-Nope")
+    unknown = zsad("detect", synth_folder / "test", "--backbone", "ViT-Nope", cwd=tmp_path)
     assert unknown.returncode == 2 and "unknown backbone" in unknown.stderr and "Traceback" not in unknown.stderr
     all_bad = tmp_path / "bad"
     all_bad.mkdir()

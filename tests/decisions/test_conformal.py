@@ -70,14 +70,14 @@ def test_false_alarm_rate_holds_on_simulated_normal_scores():
 def test_rule_threshold_names_the_rule_and_its_certainty():
     rng = np.random.default_rng(2)
     calibration, scores = rng.normal(size=8), rng.normal(size=30)
-    threshold = decide_threshold(scores, ThresholdRule("conformal", 0.01), calibration=calibration)
+    threshold = decide_threshold(scores, ThresholdRule("conformal", false_alarm_rate=0.01), calibration=calibration)
     assert threshold.name == "conformal"
     assert threshold.value == conformal_threshold(calibration, 0.01).value
     assert threshold.certainty["false_alarm_rate"] == pytest.approx(1 / 9)
     assert threshold.certainty["requested_rate"] == 0.01 and threshold.certainty["calibration_scores"] == 8
     assert threshold.to_dict()["name"] == "conformal"
     with pytest.raises(ZsadError, match="leave-one-out normal scores"):
-        rule_threshold(scores, ThresholdRule("conformal", 0.01))
+        rule_threshold(scores, ThresholdRule("conformal", false_alarm_rate=0.01))
 
 
 def test_errors_name_the_input():
@@ -87,5 +87,5 @@ def test_errors_name_the_input():
         conformal_threshold([], 0.1)
     with pytest.raises(ZsadError, match="NaN"):
         conformal_p_values([1.0], [np.nan, 1.0])
-    with pytest.raises(ZsadError, match="conformal needs a rate in"):
-        ThresholdRule("conformal", 3.0)
+    with pytest.raises(ZsadError, match="false_alarm_rate must be in"):
+        ThresholdRule("conformal", false_alarm_rate=3.0)

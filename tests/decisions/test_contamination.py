@@ -161,9 +161,9 @@ def test_conformal_mixture_flags_the_conformal_flags_the_batch_estimate_confirms
     rng = np.random.default_rng(12)
     calibration = rng.lognormal(-2.5, 0.25, 8)
     scores = np.exp(np.r_[rng.normal(-2.5, 0.25, 95), rng.normal(-1.0, 0.3, 5)])
-    conformal = decide_threshold(scores, ThresholdRule("conformal", 0.01), calibration=calibration)
+    conformal = decide_threshold(scores, ThresholdRule("conformal", false_alarm_rate=0.01), calibration=calibration)
     mixture = decide_threshold(scores, ThresholdRule("mixture"))
-    both = decide_threshold(scores, ThresholdRule("conformal_mixture", 0.01), calibration=calibration)
+    both = decide_threshold(scores, ThresholdRule("conformal_mixture", false_alarm_rate=0.01), calibration=calibration)
     flags = scores >= both.value
     assert np.array_equal(flags, (scores >= conformal.value) & (scores >= mixture.value))
     assert (scores[:95] >= conformal.value).sum() > (flags[:95]).sum()  # false alarms the batch removed

@@ -60,8 +60,11 @@ def preset(name: str) -> str:
     return str(PRESETS / f"{name}.yaml")
 
 
+RUNTIME_RULES = {"threshold_rule": "mad", "mask_rule": "mad"}  # what the runtime decides with (zsad.deploy)
+
+
 def make_detector(spec: Spec, adapter: Path | None = None) -> Detector:
-    options = dict(spec.options)
+    options = {**RUNTIME_RULES, **spec.options}
     if spec.adapter:
         options["prompts"] = f"learned:{adapter}"
     return Detector(preset=preset(spec.preset) if spec.preset else None, device="cpu", precision="fp32", **options)

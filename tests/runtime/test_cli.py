@@ -14,7 +14,8 @@ from zsad_runtime.cli import main as runtime_main
 
 from zsad.cli.main import main as zsad_main
 
-MODEL = ["--preset", "anomalydino", "--backbone", "tiny-dinov2", "--input-size", "56"]
+MODEL = ["--preset", "anomalydino", "--backbone", "tiny-dinov2", "--input-size", "56", "--threshold-rule", "mad",
+         "--mask-rule", "mad"]
 NUMERIC = ("score", "threshold", "map_max", "map_mean", "map_p99", "anomalous_area", "pixel_threshold",
            "fewshot_score")
 
@@ -98,16 +99,32 @@ def test_errors_are_one_line(runs, tmp_path, capsys):
     assert zsad_main(["export", "--backbone", "tiny-clip", "--method", "mutual", "--out", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("zsad: error: mutual scoring (MuSc) is not exported") and len(err.splitlines()) == 1
-    assert zsad_main(["export", "--backbone", "tiny-clip", "--format", "openvino", "--int8", "--out",
-                      str(tmp_path / "i")]) == 2
+    assert zsad_main(["export", "--backbone", "tiny-clip", "--format", "openvino", "--int8", "--threshold-rule", "mad",
+                      "--mask-rule", "mad", "--out", str(tmp_path / "i")]) == 2
     assert "use --format onnx with --int8" in capsys.readouterr().err
     assert not (tmp_path / "i").exists()
 
 
 def test_auto_exports_the_per_image_method_auto_would_run(runtime_data, tmp_path, capsys):
     assert zsad_main(["export", "--backbone", "tiny-dinov2", "--input-size", "56", "--references",
-                      str(runtime_data / "train" / "good"), "--out", str(tmp_path / "b")]) == 0
+                      str(runtime_data / "train" / "good"), "--threshold-rule", "mad", "--mask-rule", "mad",
+                      "--out", str(tmp_path / "b")]) == 0
     assert "--method auto exports fewshot" in capsys.readouterr().err
     assert json.loads((tmp_path / "b" / "zsad-runtime.json").read_text())["method"] == "fewshot"
-    assert zsad_main(["export", "--backbone", "tiny-dinov2", "--input-size", "56", "--out", str(tmp_path / "n")]) == 2
+    assert zsad_main(["export", "--backbone", "tiny-dinov2", "--input-size", "56", "--threshold-rule", "mad",
+                      "--mask-rule", "mad", "--out", str(tmp_path / "n")]) == 2
     assert "nothing to export" in capsys.readouterr().err
+
+
+def test_rules_the_runtime_cannot_run_are_refused_with_the_fix(runtime_data, tmp_path, capsys):
+    """zsad's default verdict (reference-calibrated) and mask rules are not in the runtime: exporting them would
+    make the bundle decide otherwise than zsad detect, so the export names the flags that make both agree."""
+    base = ["export", "--backbone", "tiny-dinov2", "--input-size", "56", "--references",
+            str(runtime_data / "train" / "good")]
+    assert zsad_main([*base, "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "--threshold-rule auto" in err and "export with --threshold-rule mad" in err and "--mask-rule mad" in err
+    assert zsad_main([*base, "--threshold", "0.3", "--out", str(tmp_path / "b")]) == 2  # the mask rule still auto
+    assert "--mask-rule auto" in capsys.readouterr().err
+    assert zsad_main([*base, "--threshold", "0.3", "--mask-rule", "mad", "--out", str(tmp_path / "c")]) == 0
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

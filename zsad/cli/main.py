@@ -198,6 +198,7 @@ def cmd_synth(args) -> int:
     out = generate_dataset(
         Path(args.out), categories=args.category, n_train=args.n_train, n_test_good=args.n_test_good,
         n_test_defect=args.n_test_defect, size=args.size, seed=args.seed,
+        severity_levels=args.severity_levels, graded=args.graded,
     )
     print(f"wrote {out}")
     return 0
@@ -269,6 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"defective test images per defect type ({', '.join(DEFECT_TYPES)})")
     synth.add_argument("--size", type=int, default=256, help="image side in px")
     synth.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
+    synth.add_argument("--severity-levels", type=int, default=0, metavar="L",
+                       help="grade the defects in L size and/or contrast levels, recorded per image in "
+                            "<category>/manifest.json (0: ungraded)")
+    synth.add_argument("--graded", nargs="+", default=["size", "contrast"], choices=["size", "contrast"],
+                       help="what --severity-levels grades")
     synth.set_defaults(run=cmd_synth)
 
     add_demo_parser(commands)

@@ -6,12 +6,15 @@
   (gammaGMM, and a simpler two-Gaussian mixture baseline).
 - ``rules``: thresholds from these, each a ``zsad.verdict.Threshold`` that names its rule and certainty.
 - ``masks``: binary anomaly masks on the patch grid: a classifier trained at test time on the batch's confident
-  patches, the reference-calibrated patch threshold, and today's MAD rule; normal verdicts get no mask.
+  patches, the reference-calibrated patch threshold, and the MAD rule; normal verdicts get no mask.
+- ``batch``: ``decide_batch``, a run's whole decision (which scores decide, the threshold, p-values, masks), as
+  the Detector calls it; ``features`` keeps the small patch features the test-time mask needs during a run.
 
-Pure functions of scores, maps and features: nothing here runs a model or knows the Detector.
+Functions of scores, maps and features: nothing here runs a model or knows the Detector.
 """
 from __future__ import annotations
 
+from zsad.decisions.batch import decide_batch
 from zsad.decisions.conformal import (
     DEFAULT_FALSE_ALARM_RATE,
     ConformalThreshold,
@@ -49,6 +52,7 @@ __all__ = [
     "MaskResult",
     "TestTimeConfig",
     "conformal_masks",
+    "decide_batch",
     "conformal_p_values",
     "conformal_threshold",
     "contamination_threshold",

@@ -1,6 +1,6 @@
 """From a batch's scores to a ``Threshold`` that names its rule and how sure it is.
 
-``rule_threshold`` is what ``zsad.verdict.decide_threshold`` calls for the rules beyond "mad" and "fixed":
+``rule_threshold`` is what ``zsad.verdict.decide_threshold`` calls; beyond the runtime's "mad" and "fixed":
 
 - "conformal": the references' leave-one-out normal scores decide (``zsad.decisions.conformal``); certainty is
   the guaranteed false-alarm rate (and the requested one, when k references cannot reach it).
@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+from zsad_runtime.verdict import RULES as RUNTIME_RULES
 from zsad_runtime.verdict import RuleSpec, Threshold, VerdictRule, decide_threshold
 
 from zsad.decisions.conformal import conformal_threshold
@@ -79,27 +80,31 @@ def contamination_threshold(scores: np.ndarray, posterior: ContaminationPosterio
 
 
 def rule_threshold(scores: np.ndarray, rule: VerdictRule, *, calibration: np.ndarray | None = None,
-                   evidence_scores: np.ndarray | None = None) -> Threshold:
-    """The threshold of ``rule`` (kinds "conformal", "conformal_mixture", "gamma_gmm", "gamma_gmm_wide", "mixture",
-    "defect_rate")
-    for ``scores``; for "conformal_mixture" the calibration must be on the scale of ``scores``."""
+                   evidence_scores: np.ndarray | None = None, natural: float | None = None) -> Threshold:
+    """The threshold of ``rule`` (a ``zsad.verdict.ThresholdRule`` of any kind; "auto" resolves first) for
+    ``scores``; the calibration must be on the scale of ``scores``. natural: the evidence's own threshold, used
+    when a batch is too small for a batch rule. The "mad" and "fixed" rules are the runtime's."""
+    if rule.kind == "auto":
+        rule = rule.resolved(calibration is not None)
+    if rule.kind in RUNTIME_RULES:
+        return decide_threshold(scores, rule, natural)
     scores = np.asarray(scores, dtype=np.float64)
     finite = np.isfinite(scores)
     if rule.kind == "conformal":
         if calibration is None:
             raise ZsadError("the conformal verdict needs the references' leave-one-out normal scores; pass "
                             "--references with two or more good images, or choose another threshold rule")
-        result = conformal_threshold(calibration, rule.value)
+        result = conformal_threshold(calibration, rule.false_alarm_rate)
         certainty = {"false_alarm_rate": result.rate, "requested_rate": result.requested,
                      "smallest_rate": 1.0 / (result.k + 1), "calibration_scores": result.k}
         return Threshold(result.value, result.describe(), "conformal", certainty)
     if rule.kind == "conformal_mixture":
         conformal = rule_threshold(scores, replace(rule, kind="conformal"), calibration=calibration)
-        batch = rule_threshold(scores, replace(rule, kind="mixture"),
-                               evidence_scores=evidence_scores)
-        if batch.value is None:
-            return Threshold(conformal.value, f"{conformal.rule} ({batch.rule})", "conformal_mixture",
-                             conformal.certainty)
+        batch = rule_threshold(scores, replace(rule, kind="mixture"), evidence_scores=evidence_scores)
+        if batch.value is None:  # a batch too small to estimate: the references decide alone
+            why = batch.rule.removeprefix("no verdict: ").split("; pass")[0]
+            return Threshold(conformal.value, f"{conformal.rule}; no batch estimate to agree with ({why})",
+                             "conformal_mixture", conformal.certainty)
         return Threshold(max(conformal.value, batch.value),
                          f"{conformal.rule}; of those, the images the batch estimate also flags: {batch.rule}",
                          "conformal_mixture", {**conformal.certainty, "batch": batch.certainty})
@@ -117,7 +122,11 @@ def rule_threshold(scores: np.ndarray, rule: VerdictRule, *, calibration: np.nda
                             "pass one row per image, in the same order")
         keep = finite & np.isfinite(columns).all(axis=1)
         if keep.sum() < rule.min_batch:
-            return Threshold(None, f"no verdict: only {int(keep.sum())} images for the contamination estimate "
-                                   f"(needs {rule.min_batch}); pass references or --defect-rate", "none")
+            count = int(keep.sum())
+            reason = f"only {count} image{'' if count == 1 else 's'} for the contamination estimate (needs " \
+                     f"{rule.min_batch})"
+            if natural is not None:
+                return Threshold(natural, f"natural threshold {natural:g} ({reason})", "natural")
+            return Threshold(None, f"no verdict: {reason}; pass references or --defect-rate", "none")
         return contamination_threshold(scores[keep], CONTAMINATION_ESTIMATES[rule.kind](columns[keep]), rule.kind)
-    raise ZsadError(f"rule_threshold does not handle threshold rule {rule.kind!r}; use zsad.verdict.decide_threshold")
+    raise ZsadError(f"unknown threshold rule {rule.kind!r}")

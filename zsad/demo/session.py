@@ -282,15 +282,18 @@ def _unique_names(results: list[AnomalyResult]) -> list[AnomalyResult]:
 
 
 def apply_threshold(state: RunState, threshold: float) -> RunState:
-    """Verdicts and explanations at ``threshold`` from the stored scores (no model call)."""
+    """Verdicts, regions and explanations at ``threshold`` from the stored scores and masks (no model call)."""
     from zsad.explain import FactualExplainer
 
     explainer = FactualExplainer()
     results = []
     for result in state.results:
         if result.ok and result.score is not None:
-            result = replace(result, threshold=float(threshold), threshold_rule=SLIDER_RULE,
-                             is_anomalous=bool(result.score >= threshold))
+            result = replace(result, threshold=float(threshold), threshold_rule=SLIDER_RULE, threshold_name="slider",
+                             certainty={}, decided_on=next(iter(result.evidence)) if len(result.evidence) == 1
+                             else "fused", is_anomalous=bool(result.score >= threshold))
+            if result.mask is not None:  # the mask rule's patches, shown or hidden by the new verdict
+                result.regions = tuple(result.shown_regions())
             result.explanation = explainer.explain(result, list(result.regions))
         results.append(result)
     notes = [n for n in state.notes if not n.startswith("no verdict")]

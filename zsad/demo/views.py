@@ -24,6 +24,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from zsad.results import AnomalyResult
+from zsad.verdict import certainty_words
 
 RunState = Any  # zsad.demo.session.RunState (which imports this module): results, images, value_range, renders
 
@@ -178,6 +179,9 @@ def summary(state: RunState) -> str:
     rule = "" if first is None else (
         f" Threshold {first.threshold:.4g} ({first.threshold_rule})." if first.threshold is not None
         else f" No threshold ({first.threshold_rule}).")
+    if first is not None and first.threshold_name and first.certainty:  # how sure the rule is, in a few words
+        rule += f" Decided by {certainty_words(first.threshold_name, first.certainty)}" + (
+            f", on the {first.decided_on} scores." if first.decided_apart else ".")
     parts = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
     return f"{len(state.results)} image(s): {parts}.{rule}"
 

@@ -172,6 +172,9 @@ def _record(category: str, seed: int, sample, result) -> ImageRecord:
         is_anomalous=result.is_anomalous,
         threshold=None if result.threshold is None else float(result.threshold),
         threshold_rule=result.threshold_rule,
+        verdict_rule=result.threshold_name,
+        certainty=dict(result.certainty),
+        p_value=result.p_value,
         evidence={name: item.to_dict() for name, item in result.evidence.items()},
         original_size=None if size is None else (int(size[0]), int(size[1])),
         error=result.error,
@@ -206,8 +209,10 @@ def _category_metrics(samples, results, fpr_limit: float, loco_dir: Path | None 
             maps = [r.anomaly_map for _, r in kept]  # full-size maps of this category only
             masks = [None if s.label == 1 and s.mask_path is None
                      else load_sample_mask(s.mask_path, (m.shape[1], m.shape[0])) for (s, _), m in zip(kept, maps)]
+        metrics.update(_verdict_metrics(kept, labels, notes))
         if with_mask == len(anomalous):
             metrics.update(pixel_metrics(maps, masks, fpr_limit=fpr_limit))
+            metrics.update(_mask_metrics([r for _, r in kept], masks))
         elif with_mask:
             notes.append(f"pixel metrics skipped: {len(anomalous) - with_mask} of {len(anomalous)} anomalous images "
                          "have no mask")
@@ -223,6 +228,34 @@ def _category_metrics(samples, results, fpr_limit: float, loco_dir: Path | None 
         warnings.simplefilter("ignore", UndefinedMetricWarning)
         defects = defect_type_metrics(labels, [s.defect for s, _ in kept], scores, maps, masks, fpr_limit)
     return _CategoryOutcome(metrics, "; ".join(notes), defects, protocol)
+
+
+def _verdict_metrics(kept, labels: np.ndarray, notes: list[str]) -> dict[str, float]:
+    """Verdict F1, false-alarm and miss rates when every scored image has a verdict (else a note)."""
+    from zsad.metrics.decisions import verdict_metrics
+
+    undecided = sum(r.is_anomalous is None for _, r in kept)
+    if undecided:
+        notes.append(f"verdict metrics skipped: {undecided} image(s) without a verdict")
+        return {}
+    found = verdict_metrics([r.is_anomalous for _, r in kept], labels)
+    return {"verdict_f1": found["f1"], "false_alarm_rate": found["false_alarm_rate"], "miss_rate": found["miss_rate"]}
+
+
+def _mask_metrics(results, masks) -> dict[str, float]:
+    """Pooled IoU and pixel F1 of the masks the results show (nearest-neighbour on each image's full size) against
+    the ground truth (good images: all-background masks)."""
+    from PIL import Image
+
+    from zsad.metrics.decisions import mask_f1, mask_iou
+
+    if any(r.shown_mask() is None for r in results):
+        return {}
+    shown = [np.asarray(Image.fromarray(r.shown_mask().astype(np.uint8) * 255).resize(m.shape[::-1], Image.NEAREST))
+             > 0 for r, m in zip(results, masks)]
+    pred = np.concatenate([s.ravel() for s in shown])
+    truth = np.concatenate([np.asarray(m).ravel() > 0 for m in masks])
+    return {"mask_iou": mask_iou(pred, truth), "mask_f1": mask_f1(pred, truth)}
 
 
 def defect_type_metrics(labels: Sequence[int], defects: Sequence[str | None], scores: Sequence[float],

@@ -49,6 +49,9 @@ class ImageRecord:
     is_anomalous: bool | None = None
     threshold: float | None = None
     threshold_rule: str = ""
+    verdict_rule: str = ""  # the rule as a key ("conformal_mixture", "mixture", ...) and how sure it is
+    certainty: dict[str, Any] = field(default_factory=dict)
+    p_value: float | None = None
     evidence: dict[str, dict[str, float]] = field(default_factory=dict)
     original_size: tuple[int, int] | None = None  # (width, height)
     error: str | None = None

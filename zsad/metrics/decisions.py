@@ -1,4 +1,4 @@
-"""Metrics of decisions: verdicts (F1, false-alarm and miss rates), binary masks (IoU, the oracle threshold's IoU)
+"""Metrics of decisions: verdicts (F1, false-alarm and miss rates), binary masks (IoU, pixel F1, the oracle IoU)
 and severity (Spearman's rho), for ``zsad report`` and ``eval/bench_decisions.py``.
 
 Definitions:
@@ -49,6 +49,15 @@ def mask_iou(masks: Any, truth: Any) -> float:
     p = p.astype(bool)
     union = int((p | t).sum())
     return int((p & t).sum()) / union if union else float("nan")
+
+
+def mask_f1(masks: Any, truth: Any) -> float:
+    """Pooled pixel F1 (Dice) of boolean masks against ground-truth masks: 2 TP / (2 TP + FP + FN); NaN when both
+    are empty."""
+    p, t = _pairs(masks, truth)
+    p = p.astype(bool)
+    tp, total = int((p & t).sum()), int(p.sum()) + int(t.sum())
+    return 2 * tp / total if total else float("nan")
 
 
 def iou_max(maps: Any, truth: Any) -> tuple[float, float]:

@@ -26,6 +26,12 @@ HEADERS = {
     "p_ap": "P-AP",
     "p_f1_max": "P-F1max",
     "aupro": "AUPRO",
+    # the decisions themselves (zsad.metrics.decisions): verdicts against labels, shown masks against masks
+    "verdict_f1": "Verdict F1",
+    "false_alarm_rate": "False alarms",
+    "miss_rate": "Misses",
+    "mask_iou": "Mask IoU",
+    "mask_f1": "Mask F1",
     # MVTec LOCO AD (zsad.metrics.spro.spro_key): AU-sPRO up to the official FPR limits
     **{f"au_spro@{limit:g}": f"AU-sPRO@{limit:g}" for limit in (0.01, 0.05, 0.1, 0.3, 1.0)},
 }

@@ -5,7 +5,9 @@
                             weights fingerprint, the text head, the reference memory's fingerprint)
     journal/scored.jsonl    per image, appended as its batch is scored: its path, the file's identity (size,
                             modification time, sha256), its original size, and per evidence its image score and
-                            patch-grid map as exact float32 bytes, so a resumed run reproduces the uninterrupted one
+                            patch-grid map as exact float32 bytes, so a resumed run reproduces the uninterrupted one;
+                            with a test-time mask also its projected patch features (float16,
+                            ``zsad.decisions.features``), which that mask is trained on
     journal/overlays.jsonl  per overlay: its file and a digest of what it shows (``zsad_runtime.outputs.overlays``), logged
                             before the file is written, so every file zsad put in the folder is listed
 
@@ -199,14 +201,17 @@ class ScoreJournal:
         entry = self.entries[path]
         if path in self.changed or list(entry["evidence"]) != evidence:
             return None
+        features = entry.get("features")
         return {
             "original_size": tuple(entry["size"]),
             "evidence": {
                 name: (item["score"], decode_grid(item)) for name, item in entry["evidence"].items()
             },
+            "features": None if features is None else decode_grid(features, np.float16),
         }
 
-    def add(self, path: str, original_size: tuple[int, int], evidence: dict[str, tuple[float, np.ndarray]]) -> None:
+    def add(self, path: str, original_size: tuple[int, int], evidence: dict[str, tuple[float, np.ndarray]],
+            features: np.ndarray | None = None) -> None:
         entry = {
             "path": path,
             "file": file_identity(path),
@@ -216,6 +221,8 @@ class ScoreJournal:
                 for name, (score, grid) in evidence.items()
             },
         }
+        if features is not None:
+            entry["features"] = {"shape": list(features.shape), "grid": _encode(features, np.float16)}
         if self.write:
             with open(self.path, "a") as handle:
                 handle.write(json.dumps(entry) + "\n")
@@ -251,13 +258,13 @@ def _write_atomic(path: Path, text: str) -> None:
     partial.replace(path)
 
 
-def _encode(grid: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(grid, dtype=np.float32).tobytes()).decode()
+def _encode(grid: np.ndarray, dtype=np.float32) -> str:
+    return base64.b64encode(np.ascontiguousarray(grid, dtype=dtype).tobytes()).decode()
 
 
-def decode_grid(item: dict) -> np.ndarray:
-    """One evidence's patch-grid map of a journal entry, exact float32."""
-    return np.frombuffer(base64.b64decode(item["grid"]), dtype=np.float32).reshape(item["shape"]).copy()
+def decode_grid(item: dict, dtype=np.float32) -> np.ndarray:
+    """One evidence's patch-grid map of a journal entry, exact float32 (or the features' float16)."""
+    return np.frombuffer(base64.b64decode(item["grid"]), dtype=dtype).reshape(item["shape"]).copy()
 
 
 def read_journal(out_dir: Path) -> dict[str, dict]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
+import numpy as np
 import torch
 
 from zsad.backbones.base import BackboneInfo, Features
@@ -134,6 +135,11 @@ class Scorer:
         return None
 
     def natural_threshold(self) -> float | None:
+        return None
+
+    def calibration(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Known-normal image scores [k] and maps [k, h, w] on this evidence's own scale (leave-one-out scores of
+        good references), the calibration set of the conformal verdict and masks; None when it has none."""
         return None
 
     def describe(self) -> dict[str, Any]:

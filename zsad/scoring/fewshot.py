@@ -71,23 +71,27 @@ def load_references(references, rotations: bool = False) -> tuple[list[LoadedIma
 def build_memory(config: FewShotConfig, ctx: ScorerContext, references, progress: bool = False) -> ReferenceMemory:
     """Memory of good reference images (paths, folders, PIL images, arrays).
 
-    With two or more references, every reference is also scored against a memory of the others (leave-one-out);
-    the largest of these normal scores is kept in the memory's metadata as ``normal_score_max`` and serves as the
-    few-shot threshold for batches too small for the batch rule.
+    With two or more references, every reference is also scored against a memory of the others (leave-one-out,
+    without coreset, every copy of the reference left out): its unrotated copy's image score and map are kept as
+    the memory's ``normal_scores`` / ``normal_maps``, the calibration set of the conformal verdict and masks (a test
+    image is scored unrotated, so its normal counterpart is the unrotated reference); the maximum over every copy
+    is ``normal_score_max``, the few-shot threshold for batches too small for a batch rule.
     """
     images, owners = load_references(references, config.rotations)
     tokens = reference_tokens(config, ctx, ctx.transform(ctx.extract(images, progress=progress)))
     meta = memory_meta(config, ctx)
     owners_t = torch.tensor(owners)
     memory_config = config.memory_config()
+    calibration = {}
     if len(set(owners)) >= 2:
         loo_config = replace(memory_config, coreset_ratio=None)
-        normal_scores = [
-            ReferenceMemory.build(tokens[owners_t != owner], loo_config).score(tokens[owners_t == owner]).scores
-            for owner in sorted(set(owners))
-        ]
-        meta["normal_score_max"] = repr(float(torch.cat(normal_scores).max()))
-    return ReferenceMemory.build(tokens, memory_config, meta=meta)
+        runs = [ReferenceMemory.build(tokens[owners_t != owner], loo_config).score(tokens[owners_t == owner])
+                for owner in sorted(set(owners))]
+        # Row 0 of each run is the reference's unrotated copy (load_references puts it first).
+        calibration = {"normal_scores": torch.stack([r.scores[0] for r in runs]).cpu(),
+                       "normal_maps": torch.stack([r.maps[0] for r in runs]).cpu()}
+        meta["normal_score_max"] = repr(float(torch.cat([r.scores for r in runs]).max()))
+    return replace(ReferenceMemory.build(tokens, memory_config, meta=meta), **calibration)
 
 
 def load_memory(config: FewShotConfig, ctx: ScorerContext, path: str | Path) -> ReferenceMemory:
@@ -144,5 +148,12 @@ class FewShotScorer(Scorer):
         value = self.memory.meta.get("normal_score_max")
         return None if value is None else float(value)
 
+    def calibration(self):
+        if self.memory.normal_scores is None or self.memory.normal_maps is None:
+            return None
+        return self.memory.normal_scores.float().numpy(), self.memory.normal_maps.float().numpy()
+
     def describe(self) -> dict:
-        return {"memory_patches": self.memory.num_patches, "memory_layers": self.memory.meta.get("layers")}
+        calibrated = self.memory.normal_scores is not None
+        return {"memory_patches": self.memory.num_patches, "memory_layers": self.memory.meta.get("layers"),
+                "calibration_references": int(self.memory.normal_scores.numel()) if calibrated else 0}

@@ -26,7 +26,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,12 +124,18 @@ class ReferenceMemory:
     meta: caller's description of how the features were made (backbone, layers, input size, ...), checked by
         ``load(expect_meta=...)`` so a memory is never searched with features of another backbone.
     source_patches: patches per layer before coreset subsampling (k images x h x w, summed over feature sets).
+    normal_scores, normal_maps: [k] image scores and [k, h, w] maps of each reference scored against a memory of
+        the others (leave-one-out; ``zsad.scoring.fewshot.build_memory``): what normal looks like on this
+        memory's own scale, the calibration set of the conformal verdict and mask rules (``zsad.decisions``).
+        None for a single reference, or a memory saved before they were kept.
     """
 
     bank: torch.Tensor
     config: ReferenceConfig = field(default_factory=ReferenceConfig)
     meta: dict[str, str] = field(default_factory=dict)
     source_patches: int = 0
+    normal_scores: torch.Tensor | None = None
+    normal_maps: torch.Tensor | None = None
 
     @property
     def num_layers(self) -> int:
@@ -148,7 +154,7 @@ class ReferenceMemory:
         return self.bank.device
 
     def to(self, device: torch.device | str) -> "ReferenceMemory":
-        return ReferenceMemory(self.bank.to(device), self.config, dict(self.meta), self.source_patches)
+        return replace(self, bank=self.bank.to(device), meta=dict(self.meta))
 
     @classmethod
     @torch.no_grad()  # not inference_mode: the bank outlives this call and may meet autograd code later
@@ -233,7 +239,9 @@ class ReferenceMemory:
             "source_patches": str(self.source_patches),
         }
         # Written as bytes, with the permissions of any other file: safetensors' save_file makes it owner-only.
-        Path(path).write_bytes(save({"bank": self.bank.detach().to("cpu").contiguous()}, metadata=header))
+        tensors = {"bank": self.bank, "normal_scores": self.normal_scores, "normal_maps": self.normal_maps}
+        tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in tensors.items() if v is not None}
+        Path(path).write_bytes(save(tensors, metadata=header))
 
     @classmethod
     def load(
@@ -251,7 +259,8 @@ class ReferenceMemory:
         try:
             with safe_open(str(path), framework="pt", device="cpu") as f:
                 header = f.metadata() or {}
-                bank = f.get_tensor("bank") if "bank" in f.keys() else None
+                stored = {key: f.get_tensor(key) for key in f.keys()}
+            bank = stored.get("bank")
         except Exception as exc:  # safetensors raises its own error types for corrupt headers
             raise ZsadError(f"reference memory {path} is not a readable safetensors file ({exc}); rebuild it") from exc
         if header.get("format") != _FORMAT or bank is None:
@@ -272,4 +281,5 @@ class ReferenceMemory:
                     f"reference memory {path} was built with {key}={have!r} but {want!r} is in use; "
                     "rebuild the memory with the current settings or use the matching one"
                 )
-        return cls(bank=bank.to(device), config=config, meta=meta, source_patches=source)
+        return cls(bank=bank.to(device), config=config, meta=meta, source_patches=source,
+                   normal_scores=stored.get("normal_scores"), normal_maps=stored.get("normal_maps"))

@@ -19,11 +19,20 @@ from pathlib import Path
 from zsad_runtime.errors import ZsadError
 from zsad_runtime.outputs.base import RunOutput
 from zsad_runtime.outputs.overlays import (
-    MAX_OVERLAY_SIDE, colorize, display_range, heat_image, outline_regions, overlay, overlay_names, overlay_size,
-    with_legend, write_overlays,
+    MAX_OVERLAY_SIDE,
+    colorize,
+    display_range,
+    heat_image,
+    outline_regions,
+    overlay,
+    overlay_names,
+    overlay_size,
+    with_legend,
+    write_overlays,
 )
 from zsad_runtime.outputs.tables import csv_writer, json_writer, write_csv
 from zsad_runtime.results import AnomalyResult
+from zsad_runtime.verdict import certainty_words
 
 __all__ = ["MAX_OVERLAY_SIDE", "RunOutput", "WRITERS", "check_output_folder", "colorize", "display_range",
            "heat_image", "outline_regions", "overlay", "overlay_names", "overlay_size", "report_run", "with_legend",
@@ -70,12 +79,17 @@ def write_results(results: list[AnomalyResult], out_dir: Path, run_info: dict, l
 
 
 def report_run(results: list[AnomalyResult], report: Path, extra: str = "") -> int:
-    """The command line's summary of a detect run (``N images scored, M anomalous, K skipped[; extra] ->
-    results.json``, then one ``skipped:`` line per unreadable input on stderr); returns the exit status: 1 when
-    every input failed. ``extra``: more to say on the line (zsad: how the explanations were made)."""
+    """The command line's summary of a detect run: which rule decided and how sure it is (``verdict:
+    conformal_mixture: false alarms <= 11.1 % (8 references); ...``), then ``N images scored, M anomalous, K
+    skipped[; extra] -> results.json``, then one ``skipped:`` line per unreadable input on stderr; returns the exit
+    status: 1 when every input failed. ``extra``: more to say on the line (zsad: how the explanations were made)."""
     failed = [r for r in results if r.error]
     anomalous = sum(r.is_anomalous is True for r in results)
     scored = len(results) - len(failed)
+    decided = next((r for r in results if r.ok), None)
+    if decided is not None and decided.threshold_name:
+        on = f", on the {decided.decided_on} scores" if decided.decided_apart else ""
+        print(f"verdict: {certainty_words(decided.threshold_name, decided.certainty)}{on}")
     print(f"{scored} {'image' if scored == 1 else 'images'} scored, {anomalous} anomalous, "
           f"{len(failed)} skipped{'; ' + extra if extra else ''} -> {report}")
     for result in failed:

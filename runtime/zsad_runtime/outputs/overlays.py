@@ -20,7 +20,7 @@ from zsad_runtime.progress import progress
 from zsad_runtime.results import AnomalyResult
 
 MAX_OVERLAY_SIDE = 2048
-OVERLAY_FORMAT = 1  # raise when the drawing changes, so that overlays of an earlier zsad are drawn again
+OVERLAY_FORMAT = 2  # raise when the drawing changes, so that overlays of an earlier zsad are drawn again
 
 # Piecewise-linear "jet"-like colormap: dark blue (low) -> cyan -> yellow -> red (high).
 _COLOR_STOPS = np.array([[0, 0, 128], [0, 0, 255], [0, 255, 255], [255, 255, 0], [255, 0, 0], [128, 0, 0]], float)
@@ -129,6 +129,8 @@ def with_legend(picture: Image.Image, result: AnomalyResult, value_range: tuple[
     text = f"{verdict}  score {result.score:.3g}"
     if threshold:
         text += "  no threshold" if result.threshold is None else f"  thr {result.threshold:.3g}"
+        if result.threshold_name:
+            text += f" ({result.threshold_name}{' on ' + result.decided_on if result.decided_apart else ''})"
     draw.text((pad, height + pad), text, fill=_VERDICT_COLOURS.get(verdict, (255, 255, 255)), font=font)
     bar_top = height + strip // 2 + pad // 2
     bar = colorize(np.tile(np.linspace(0, 1, max(1, width - 2 * pad)), (max(1, strip // 4), 1)))
@@ -183,7 +185,9 @@ def overlay_digest(result: AnomalyResult, value_range: tuple[float, float]) -> s
             image = [os.path.abspath(result.path)]
     facts = {"format": OVERLAY_FORMAT, "image": image, "score": result.score, "threshold": result.threshold,
              "is_anomalous": result.is_anomalous, "original_size": list(result.original_size or ()),
-             "postprocess": None if result.postprocess is None else asdict(result.postprocess), "value_range": list(value_range),
+             "postprocess": None if result.postprocess is None else asdict(result.postprocess),
+             "value_range": list(value_range),
+             "rule": [result.threshold_name, result.decided_apart and result.decided_on],
              "regions": [list(r.box) for r in result.regions] if result.is_anomalous else []}
     digest = hashlib.sha256(json.dumps(facts, sort_keys=True, default=repr).encode())
     digest.update(np.ascontiguousarray(result.grid_map, dtype=np.float32).tobytes())
