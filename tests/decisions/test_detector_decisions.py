@@ -152,6 +152,11 @@ def test_an_evaluation_reports_the_decisions_beside_the_ranking(lot):
     record = run.records[0].to_dict()
     assert record["verdict_rule"] == "conformal_mixture" and record["certainty"]["calibration_scores"] == 8
     assert "Verdict F1" in run.table.to_markdown() and "Mask IoU" in run.table.to_markdown()
+    from zsad.report.build import markdown, report_data
+
+    text = markdown(run, report_data(run), {})
+    assert "- pill, seed 0: conformal_mixture: false alarms <= 11.1% (8 references)" in text
+    assert "masks: conformal" in text
 
 
 def test_the_demo_and_the_overlays_say_which_rule_decided(fewshot):

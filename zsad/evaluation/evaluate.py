@@ -175,6 +175,7 @@ def _record(category: str, seed: int, sample, result) -> ImageRecord:
         verdict_rule=result.threshold_name,
         certainty=dict(result.certainty),
         p_value=result.p_value,
+        mask_rule=result.mask_rule,
         evidence={name: item.to_dict() for name, item in result.evidence.items()},
         original_size=None if size is None else (int(size[0]), int(size[1])),
         error=result.error,

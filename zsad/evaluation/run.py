@@ -52,6 +52,7 @@ class ImageRecord:
     verdict_rule: str = ""  # the rule as a key ("conformal_mixture", "mixture", ...) and how sure it is
     certainty: dict[str, Any] = field(default_factory=dict)
     p_value: float | None = None
+    mask_rule: str = ""
     evidence: dict[str, dict[str, float]] = field(default_factory=dict)
     original_size: tuple[int, int] | None = None  # (width, height)
     error: str | None = None

@@ -73,6 +73,7 @@ def report_data(run: EvaluationRun, published: list[PublishedRow] | None = None)
         "reference_lists": run.description.get("reference_lists") or [],
         "reference_source": run.description.get("reference_source"),
         "notes": run.notes,
+        "verdict_rules": verdict_rules(run),
         "published": [
             {"method": r.method, "setting": r.setting, "backbone": r.backbone, "input": r.input, "dataset": r.dataset,
              "metrics": r.metrics, "source": r.source} for r in matched
@@ -133,6 +134,10 @@ def markdown(run: EvaluationRun, data: dict[str, Any], figure_files: dict[str, s
         parts.append("Mean over seeds " + ", ".join(map(str, run.tables)) + "; per seed:\n")
         for seed, table in run.tables.items():
             parts.append(f"\nSeed {seed}:\n\n" + table.to_markdown())
+    if data["verdict_rules"]:
+        parts.append("\nVerdicts and masks decided by (the columns Verdict F1 to Mask F1):\n\n" + "".join(
+            f"- {v['category']}, seed {v['seed']}: {v['words']}; masks: {v['mask_rule'] or 'n/a'}\n"
+            for v in data["verdict_rules"]))
     if run.notes:
         parts.append("\nNotes:\n\n" + "".join(f"- {c}: {n}\n" for c, n in run.notes.items()))
     for title, tables, with_mean in _breakdown_sections(run):
@@ -166,6 +171,21 @@ def markdown(run: EvaluationRun, data: dict[str, Any], figure_files: dict[str, s
                                      data.get("reference_source")))
     parts.append("\nResolved settings:\n\n```json\n" + json.dumps(env["settings"], indent=1) + "\n```\n")
     return "\n".join(parts)
+
+
+def verdict_rules(run: EvaluationRun) -> list[dict[str, Any]]:
+    """Per (category, seed) pass: the rule that decided its verdicts and how sure it was (the first scored image's
+    record: one rule decides a whole pass)."""
+    from zsad.verdict import certainty_words
+
+    seen: dict[tuple[str, int], dict[str, Any]] = {}
+    for record in run.records:
+        key = (record.category, record.seed)
+        if key not in seen and record.ok and record.verdict_rule:
+            seen[key] = {"category": record.category, "seed": record.seed, "rule": record.verdict_rule,
+                         "certainty": record.certainty, "mask_rule": record.mask_rule,
+                         "words": certainty_words(record.verdict_rule, record.certainty)}
+    return list(seen.values())
 
 
 SHOWN_REFERENCES = 60
