@@ -19,10 +19,11 @@ Decisions:
 - ``--method auto`` becomes the per-image method ``auto`` would pick without a batch (references -> few-shot,
   learned prompts -> AnomalyCLIP, otherwise text); the bundle names it, and ``zsad export`` says it on stderr.
 - The verdict rule is not frozen into a number: the bundle records the rule (mad or fixed) and the scorer's natural
-  threshold, and the runtime decides over each call's images with the same code (``zsad_runtime.verdict``). zsad's
-  default rules (reference-calibrated conformal verdicts and masks, contamination estimates, the test-time mask:
-  ``zsad.decisions``) are not in the runtime yet, so an export asks for ``--threshold-rule mad`` (or a fixed
-  ``--threshold``) and ``--mask-rule mad`` rather than silently deciding otherwise than ``zsad detect`` would.
+  threshold, and the runtime decides over each call's images with the same code (``zsad_runtime.verdict``). The
+  conformal rules (verdicts and masks from the references' leave-one-out scores) run there too: the bundle carries
+  those scores (``calibration.npz``). The batch's contamination estimate and the test-time mask stay in zsad, so
+  the default "auto" rules are refused with the flags that export what runs (``runtime_calibration``) rather than
+  deciding otherwise than ``zsad detect`` would.
 - Explanations in a bundle are factual; the rule and LLM explainers and a definition's concept transform (which acts
   on features before few-shot scoring) stay in zsad, and exporting with them is refused with the fix.
 - Export runs on the CPU in fp32 (``Detector(device="cpu", precision="fp32")``, which ``zsad export`` builds): the
@@ -32,13 +33,15 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from zsad_runtime.bundle import Bundle
+from zsad_runtime.bundle import Bundle, sha256_file
 from zsad_runtime.preprocess import Preprocess
-from zsad_runtime.verdict import RuleSpec
+from zsad_runtime.verdict import MASK_KINDS, MaskSpec, RuleSpec
 
 from zsad import __version__
 from zsad.config_fields import jsonable
@@ -104,6 +107,30 @@ def graph_of(detector: Detector, scorer: Scorer, memory_as_input: bool | None = 
     raise ZsadError(f"no per-image graph for the {scorer.name} scorer")
 
 
+CALIBRATION_FILE = "calibration.npz"
+
+
+def runtime_calibration(config, scorer: Scorer) -> tuple[np.ndarray, np.ndarray] | None:
+    """The references' leave-one-out scores and maps a bundle carries for its conformal rules (None when its rules
+    need none); a ``ZsadError`` naming the flags when the runtime cannot decide as the detector would."""
+    threshold, mask = config.threshold.kind, config.mask.kind
+    if threshold not in RUNTIME_RULES or mask not in MASK_KINDS:
+        raise ZsadError(
+            f"--threshold-rule {threshold} --mask-rule {mask}: the runtime decides verdicts by the "
+            f"{', '.join(RUNTIME_RULES)} rules and masks by the {' or '.join(MASK_KINDS)} rule; the batch's "
+            "contamination estimate and the test-time mask stay in zsad. Export with --threshold-rule conformal "
+            "--mask-rule conformal (with --references; what auto runs with references, without the batch estimate), "
+            "or --threshold-rule mad (or --threshold T) --mask-rule mad, or run zsad detect")
+    if "conformal" not in (threshold, mask):
+        return None
+    calibration = scorer.calibration()
+    if calibration is None:
+        raise ZsadError(f"the conformal rules need the references' leave-one-out scores, which the {scorer.name} "
+                        "scorer of this export does not have: pass --references with two or more good images (a "
+                        "memory saved by an older zsad has none: build it again), or choose the mad rules")
+    return calibration
+
+
 def export_bundle(detector: Detector, out: str | Path, *, fmt: str = "onnx", int8: bool = False, references=None,
                   object_name: str | None = None, memory_as_input: bool | None = None, preset: str | None = None,
                   command: list[str] | None = None) -> Bundle:
@@ -119,17 +146,15 @@ def export_bundle(detector: Detector, out: str | Path, *, fmt: str = "onnx", int
     config = detector.config
     object_name = object_name or config.text_head.object_name
     scorer = exportable_scorer(detector, references, object_name)
-    if config.threshold.kind not in RUNTIME_RULES or config.mask.kind != "mad":
-        raise ZsadError(
-            f"the runtime decides verdicts by the mad or fixed rule and masks by the mad rule; this detector asks for "
-            f"--threshold-rule {config.threshold.kind} and --mask-rule {config.mask.kind}, whose reference "
-            "calibration or contamination estimate stays in zsad: export with --threshold-rule mad (or --threshold "
-            "T, e.g. from zsad detect --calibrate) and --mask-rule mad, or run zsad detect")
+    calibration = runtime_calibration(config, scorer)
     graph = graph_of(detector, scorer, memory_as_input)
     try:
         from zsad.export.bundle import model_card, write_card, write_graph
 
         spec = write_graph(graph, out, fmt, int8)
+        if calibration is not None:
+            np.savez(out / CALIBRATION_FILE, normal_scores=calibration[0], normal_maps=calibration[1])
+            spec = replace(spec, files={**spec.files, CALIBRATION_FILE: sha256_file(out / CALIBRATION_FILE)})
         post = detector.postprocess_for(scorer.name)
         detector.last_run = {"scorers": [scorer.name], "evidence": {scorer.name: scorer.describe()},
                              "postprocess": jsonable(post)}
@@ -137,7 +162,9 @@ def export_bundle(detector: Detector, out: str | Path, *, fmt: str = "onnx", int
             method=scorer.name, graph=spec,
             preprocess=Preprocess(graph.input_size, config.backbone.resize, graph.mean, graph.std),
             postprocess=post, threshold=RuleSpec(config.threshold.kind, config.threshold.value,
-                                                 config.threshold.min_batch),
+                                                 config.threshold.min_batch, config.threshold.false_alarm_rate),
+            masks=MaskSpec(config.mask.kind, config.mask.false_alarm_rate),
+            calibration_file=None if calibration is None else CALIBRATION_FILE,
             natural_threshold=scorer.natural_threshold(), object_name=object_name,
             fingerprints=fingerprints(detector, graph, references, preset), settings=jsonable(detector.describe()),
             zsad_version=__version__, root=out)

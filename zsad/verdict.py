@@ -38,8 +38,7 @@ from zsad.errors import ZsadError
 __all__ = ["MASK_RULES", "RULES", "RUNTIME_RULES", "MaskRule", "Threshold", "ThresholdRule", "calibrate_threshold",
            "certainty_words", "decide_threshold"]
 
-RULES = ("auto", *RUNTIME_RULES, "conformal", "conformal_mixture", "gamma_gmm", "gamma_gmm_wide", "mixture",
-         "defect_rate")
+RULES = ("auto", *RUNTIME_RULES, "conformal_mixture", "gamma_gmm", "gamma_gmm_wide", "mixture", "defect_rate")
 CONFORMAL_RULES = ("conformal", "conformal_mixture")  # read ``false_alarm_rate`` and the references' calibration
 MASK_RULES = ("auto", "conformal", "test_time", "mad")
 
@@ -153,7 +152,7 @@ def decide_threshold(scores: np.ndarray, rule: ThresholdRule, natural: float | N
     natural: the evidence's own threshold, for batches too small for a batch rule.
     """
     if rule.kind in RUNTIME_RULES:  # without importing zsad.decisions (scipy, scikit-learn)
-        return decide_runtime_threshold(scores, rule, natural)
+        return decide_runtime_threshold(scores, rule, natural, calibration)
     from zsad.decisions import rule_threshold
 
     return rule_threshold(scores, rule, calibration=calibration, evidence_scores=evidence_scores, natural=natural)

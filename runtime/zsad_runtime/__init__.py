@@ -8,8 +8,8 @@ package with torch refused).
 
 Shared code exists once: everything the runtime needs that zsad has too lives here and zsad imports it from here
 (zsad depends on zsad-runtime): image loading and validation (``images``, ``sources``), preprocessing to a numpy
-batch (``preprocess``), map post-processing (``postprocess``), verdict rules (``verdict``), robust statistics
-(``robust``), regions (``regions``), the factual explanation (``explain``), the batch-level decisions
+batch (``preprocess``), map post-processing (``postprocess``), verdict rules (``verdict``, ``conformal``), robust
+statistics (``robust``), regions (``regions``), the factual explanation (``explain``), the batch-level decisions
 (``decide``), the result type (``results``) and the writers of results.json, results.csv and overlays
 (``outputs``). What only the runtime needs: the bundle reader (``bundle``), the engines (``engines``), ``Runtime``
 (``runtime``) and the command line (``cli``).

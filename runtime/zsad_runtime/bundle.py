@@ -9,9 +9,11 @@ zsad's configuration code:
   input), and the graph's own ``describe()`` (method, backbone, grid, the settings baked into it);
 - ``preprocess``: input size, resize rule, mean and std (``zsad_runtime.preprocess``);
 - ``postprocess``: the method's resolved post-processing and the input size (``MapPostprocess``'s fields);
-- ``threshold``: the verdict rule (mad over each ``detect`` call's images, or a fixed value) and the evidence's
-  natural threshold for calls too small for the batch rule: the runtime decides as zsad does, in numpy
-  (``zsad_runtime.verdict``), rather than recording one number;
+- ``threshold``: the verdict rule (mad over each ``detect`` call's images, a fixed value, or conformal on the
+  references' leave-one-out scores) and the evidence's natural threshold for calls too small for the batch rule:
+  the runtime decides as zsad does, in numpy (``zsad_runtime.verdict``), rather than recording one number;
+- ``masks``: the mask rule (mad over the call's patch values, or conformal on the references' leave-one-out patch
+  scores); ``calibration_file``: those leave-one-out scores and maps (``calibration.npz``), for the conformal rules;
 - ``fingerprints``: the preset, the adapter, the reference images and memory, the text rows, the backbone weights;
 - ``settings``: every resolved setting of the exporting detector, as ``zsad detect`` records it in results.json;
 - ``zsad_version`` and ``format_version``: a runtime refuses a bundle of a newer format.
@@ -32,11 +34,11 @@ import numpy as np
 from zsad_runtime.errors import BundleError
 from zsad_runtime.postprocess import MapPostprocess
 from zsad_runtime.preprocess import Preprocess
-from zsad_runtime.verdict import RuleSpec
+from zsad_runtime.verdict import MaskSpec, RuleSpec
 
 BUNDLE_FILE = "zsad-runtime.json"
 FORMAT = "zsad-runtime-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: conformal rules, masks and the calibration file
 GRAPH_FORMATS = {"onnx": ".onnx", "openvino": ".xml"}
 PRECISIONS = ("fp32", "int8")
 _CHUNK = 1 << 20
@@ -89,6 +91,8 @@ class Bundle:
     settings: dict[str, Any]
     zsad_version: str
     explainer: str = "factual"
+    masks: MaskSpec = field(default_factory=MaskSpec)
+    calibration_file: str | None = None
     format_version: int = FORMAT_VERSION
     root: Path | None = field(default=None, compare=False)
 
@@ -107,8 +111,9 @@ class Bundle:
             "postprocess": asdict(self.postprocess),
             "threshold": {**asdict(self.threshold), "natural": self.natural_threshold,
                           "decided": "over the images of each detect call, as zsad detect decides over its run "
-                                     "(zsad_runtime.verdict); fixed: the value"},
-            "regions": {"pixel_threshold": "median + 3 x 1.4826 x MAD of every patch value of the detect call"},
+                                     "(zsad_runtime.verdict); fixed: the value; conformal: the calibration file"},
+            "masks": asdict(self.masks),
+            "calibration_file": self.calibration_file,
             "explainer": self.explainer,
             "fingerprints": self.fingerprints,
             "settings": self.settings,
@@ -165,6 +170,8 @@ class Bundle:
                 settings=dict(data.get("settings") or {}),
                 zsad_version=str(data["zsad_version"]),
                 explainer=str(data.get("explainer", "factual")),
+                masks=MaskSpec(**(data.get("masks") or {})),
+                calibration_file=data.get("calibration_file"),
                 format_version=version,
                 root=root,
             )
@@ -188,6 +195,10 @@ class Bundle:
                                   "truncated); copy the bundle again or export it again")
         if self.graph.file not in self.graph.files:
             raise BundleError(f"{self.root}: the graph file {self.graph.file} is not among the recorded files")
+        conformal = self.threshold.kind == "conformal" or self.masks.kind == "conformal"
+        if conformal and self.calibration_file not in self.graph.files:
+            raise BundleError(f"{self.root}: a conformal rule without its calibration file among the recorded files; "
+                              "export the bundle again")
 
     def path(self, name: str) -> Path:
         return (self.root or Path(".")) / name
@@ -195,6 +206,17 @@ class Bundle:
     @property
     def graph_path(self) -> Path:
         return self.path(self.graph.file)
+
+    def calibration(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The references' leave-one-out normal scores [k] and maps [k, h, w] (None without a calibration file)."""
+        if self.calibration_file is None:
+            return None
+        with np.load(self.path(self.calibration_file), allow_pickle=False) as stored:
+            if not {"normal_scores", "normal_maps"} <= set(stored.files):
+                raise BundleError(f"{self.calibration_file} lacks normal_scores or normal_maps; export the bundle "
+                                  "again")
+            return (np.asarray(stored["normal_scores"], dtype=np.float32),
+                    np.asarray(stored["normal_maps"], dtype=np.float32))
 
     def memory_inputs(self) -> list[np.ndarray]:
         """The arrays to feed after the images, in the graph's input order (none when the memory is baked)."""

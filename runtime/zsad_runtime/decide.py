@@ -11,11 +11,13 @@ from typing import Callable
 
 import numpy as np
 
+from zsad_runtime.conformal import conformal_p_values, conformal_threshold
+from zsad_runtime.errors import ZsadError
 from zsad_runtime.explain import Explainer
 from zsad_runtime.postprocess import MapPostprocess
 from zsad_runtime.regions import pixel_threshold
 from zsad_runtime.results import AnomalyResult, EvidenceScore
-from zsad_runtime.verdict import Threshold, VerdictRule, decide_threshold
+from zsad_runtime.verdict import MaskSpec, Threshold, VerdictRule, decide_threshold
 
 
 @dataclass(frozen=True)
@@ -58,18 +60,24 @@ class Decision:
         return [None if value is None or not np.isfinite(s) else bool(s >= value) for s in self.verdict_scores]
 
 
-def batch_rule_decision(scores: np.ndarray, grids: np.ndarray, rule: VerdictRule, natural: float | None,
-                        decided_on: str = "fused") -> Decision:
-    """The runtime's own decision ("mad" or "fixed" verdicts on ``scores``, "mad" masks): the batch median + 3 x
-    1.4826 x MAD of the run's patch values, in images whose verdict is not normal. ``decided_on``: the evidence's
-    name when one evidence ran."""
-    threshold = decide_threshold(scores, rule, natural)
-    decision = Decision(threshold, scores, decided_on, np.zeros(grids.shape, dtype=bool), "mad", "",
-                        pixel_threshold(grids))
-    cut = decision.pixel_threshold
-    decision.masks = grids >= cut
-    decision.mask_rule = f"patch median + 3 x 1.4826 x MAD over the run's {grids.size} patch values ({cut:.4g})"
-    return decision
+def rule_decision(scores: np.ndarray, grids: np.ndarray, rule: VerdictRule, natural: float | None,
+                  decided_on: str = "fused", calibration: tuple[np.ndarray, np.ndarray] | None = None,
+                  mask: MaskSpec = MaskSpec()) -> Decision:
+    """The runtime's own decision: "mad", "fixed" or "conformal" verdicts on ``scores``, "mad" or "conformal"
+    masks. calibration: the references' leave-one-out normal scores [k] and maps [k, h, w] (conformal rules);
+    ``decided_on``: the evidence's name when one evidence ran."""
+    threshold = decide_threshold(scores, rule, natural, None if calibration is None else calibration[0])
+    p_values = conformal_p_values(scores, calibration[0]) if rule.kind == "conformal" else None
+    if mask.kind == "conformal":
+        if calibration is None:
+            raise ZsadError("the conformal mask needs the references' leave-one-out patch scores; pass references "
+                            "or choose the mad mask rule")
+        cut = conformal_threshold(calibration[1], mask.false_alarm_rate)
+        value, words = cut.value, cut.describe("reference patches")
+    else:
+        value = pixel_threshold(grids)
+        words = f"patch median + 3 x 1.4826 x MAD over the run's {grids.size} patch values ({value:.4g})"
+    return Decision(threshold, scores, decided_on, grids >= value, mask.kind, words, value, p_values)
 
 
 def decide_results(images: list[Scored], scores: np.ndarray, grids: np.ndarray,
@@ -83,7 +91,7 @@ def decide_results(images: list[Scored], scores: np.ndarray, grids: np.ndarray,
     evidences ran); evidence: each evidence's own (scores [N], maps [N, h, w]) by name, in the order they ran;
     natural: the evidence's own threshold for batches too small for the batch rule (None: none, or several
     evidences); decision: what zsad's rules decided over the batch (``zsad.decisions.batch``); None: the
-    runtime's own rules decide (``batch_rule_decision``). after: called with each result once it is explained
+    runtime's own rules decide (``rule_decision``, the "mad" rules). after: called with each result once it is explained
     (zsad's reasoning layer applies an LLM verdict there). The explainer gets the whole run in one call
     (``explain_many``), so one that waits on a server keeps several requests in flight.
 
@@ -92,8 +100,8 @@ def decide_results(images: list[Scored], scores: np.ndarray, grids: np.ndarray,
     scores = np.asarray(scores).astype(np.float64)
     grids = np.asarray(grids, dtype=np.float32)
     if decision is None:
-        decision = batch_rule_decision(scores, grids, rule, natural, next(iter(evidence)) if len(evidence) == 1
-                                       else "fused")
+        decision = rule_decision(scores, grids, rule, natural, next(iter(evidence)) if len(evidence) == 1
+                                 else "fused")
     threshold, verdicts = decision.threshold, decision.verdicts()
     results = [AnomalyResult(
         name=image.name, path=image.path, score=float(scores[i]), threshold=threshold.value,

@@ -17,7 +17,7 @@ import numpy as np
 
 from zsad_runtime import __version__
 from zsad_runtime.bundle import Bundle
-from zsad_runtime.decide import Scored, decide_results, error_result
+from zsad_runtime.decide import Scored, decide_results, error_result, rule_decision
 from zsad_runtime.engines import ENGINES, open_engine
 from zsad_runtime.errors import BundleError, ZsadError
 from zsad_runtime.explain import FactualExplainer
@@ -64,12 +64,14 @@ class Runtime:
             raise BundleError(f"{self.bundle.graph_path}: inputs {self.graph.input_names}, but the bundle records "
                               f"{self.bundle.graph.inputs}; export the bundle again")
         self.memory = self.bundle.memory_inputs()
+        self.calibration = self.bundle.calibration()
         self.explainer = FactualExplainer()
 
     def detect(self, images: Iterable | str | Path | Any, progress: bool = False) -> list[AnomalyResult]:
         """Score images: a path, a folder, a PIL image, an array (H x W, H x W x C, or a batch N x H x W x C), or a
-        list of these, as ``Detector.detect`` takes them. The verdict threshold and the pixel threshold are decided
-        over this call's images (the bundle's rule), so pass a whole batch."""
+        list of these, as ``Detector.detect`` takes them. The verdict threshold and the masks are decided by the
+        bundle's rules: "mad" over this call's images (so pass a whole batch), "conformal" on the bundled
+        references' leave-one-out scores."""
         sources = expand_sources(images)
         results: list[AnomalyResult | None] = [None] * len(sources)
         scored: list[tuple[int, Scored]] = []
@@ -95,9 +97,12 @@ class Runtime:
         bar.close()
         if scored:
             grids, image_scores = np.concatenate(maps), np.concatenate(scores)
+            bundle = self.bundle
+            decision = rule_decision(image_scores.astype(np.float64), grids, bundle.threshold,
+                                     bundle.natural_threshold, bundle.method, self.calibration, bundle.masks)
             decided = decide_results(
-                [image for _, image in scored], image_scores, grids, {self.bundle.method: (image_scores, grids)},
-                self.bundle.threshold, self.bundle.natural_threshold, self.bundle.postprocess, self.explainer)
+                [image for _, image in scored], image_scores, grids, {bundle.method: (image_scores, grids)},
+                bundle.threshold, bundle.natural_threshold, bundle.postprocess, self.explainer, decision=decision)
             for (index, _), result in zip(scored, decided):
                 results[index] = result
         return results

@@ -27,7 +27,8 @@ class Spec:
 
 # Every exportable preset (winclip, winclip+, anomalyclip with hand-written and learned prompts, anomalydino) on the
 # tiny model of its family with sizes that fit it, the plain text and few-shot methods, a fixed threshold, the
-# memory as a graph input, and an OpenVINO bundle.
+# conformal rules (the references' leave-one-out scores in the bundle), the memory as a graph input, and an
+# OpenVINO bundle.
 SPECS = {
     "text": Spec(options={**TINY_CLIP, "method": "text", "input_size": 64}),
     "winclip": Spec("winclip", {**TINY_CLIP, "input_size": 64}),
@@ -37,6 +38,9 @@ SPECS = {
     "anomalydino": Spec("anomalydino", {"backbone": "tiny-dinov2", "input_size": 56}, references=True),
     "anomalydino-openvino": Spec("anomalydino", {"backbone": "tiny-dinov2", "input_size": 56}, references=True,
                                  fmt="openvino"),
+    "anomalydino-conformal": Spec("anomalydino", {"backbone": "tiny-dinov2", "input_size": 56,
+                                                  "threshold_rule": "conformal", "mask_rule": "conformal"},
+                                  references=True),
     "fewshot-l2-fixed": Spec(options={**TINY_CLIP, "method": "fewshot", "input_size": 64, "reference_metric": "l2",
                                       "reference": {"image_score": "max"}, "reference_layers": (2, 4),
                                       "layers": (2, 4), "threshold": 0.5}, references=True, memory=True),

@@ -77,7 +77,7 @@ def test_changed_missing_and_newer_files_are_refused(copy):
 def test_a_bad_threshold_rule_is_refused(copy):
     folder = copy("text")
     _edit(folder, lambda data: data["threshold"].update(kind="percentile"))
-    with pytest.raises(ZsadError, match="threshold rule must be 'mad' or 'fixed'"):
+    with pytest.raises(ZsadError, match="threshold rule must be one of mad, fixed, conformal"):
         Bundle.read(folder)
 
 

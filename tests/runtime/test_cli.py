@@ -117,14 +117,22 @@ def test_auto_exports_the_per_image_method_auto_would_run(runtime_data, tmp_path
 
 
 def test_rules_the_runtime_cannot_run_are_refused_with_the_fix(runtime_data, tmp_path, capsys):
-    """zsad's default verdict (reference-calibrated) and mask rules are not in the runtime: exporting them would
-    make the bundle decide otherwise than zsad detect, so the export names the flags that make both agree."""
+    """The default rules estimate the batch's contamination and train a test-time mask, which stay in zsad: exporting
+    them would make the bundle decide otherwise than zsad detect, so the export names the flags that export what
+    runs; the conformal rules travel with the references' leave-one-out scores."""
     base = ["export", "--backbone", "tiny-dinov2", "--input-size", "56", "--references",
             str(runtime_data / "train" / "good")]
     assert zsad_main([*base, "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err
-    assert "--threshold-rule auto" in err and "export with --threshold-rule mad" in err and "--mask-rule mad" in err
+    assert "--threshold-rule auto --mask-rule auto" in err and "--threshold-rule conformal --mask-rule conformal" in err
     assert zsad_main([*base, "--threshold", "0.3", "--out", str(tmp_path / "b")]) == 2  # the mask rule still auto
     assert "--mask-rule auto" in capsys.readouterr().err
-    assert zsad_main([*base, "--threshold", "0.3", "--mask-rule", "mad", "--out", str(tmp_path / "c")]) == 0
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert zsad_main([*base, "--threshold-rule", "conformal", "--mask-rule", "conformal", "--out",
+                      str(tmp_path / "c")]) == 0
+    described = json.loads((tmp_path / "c" / "zsad-runtime.json").read_text())
+    assert described["threshold"]["kind"] == "conformal" and described["masks"]["kind"] == "conformal"
+    assert "calibration.npz" in described["graph"]["files"]
+    without = ["export", "--backbone", "tiny-clip", "--method", "text", "--threshold-rule", "conformal",
+               "--mask-rule", "mad", "--out", str(tmp_path / "d")]
+    assert zsad_main(without) == 2 and "need the references' leave-one-out scores" in capsys.readouterr().err

@@ -36,6 +36,13 @@ def _same_result(eager, deployed) -> None:
         assert abs(mine.map_mean - item.map_mean) <= TOLERANCE
     assert abs(deployed.pixel_threshold - eager.pixel_threshold) <= TOLERANCE
     assert [r.box for r in deployed.regions] == [r.box for r in eager.regions]
+    assert (deployed.threshold_name, deployed.decided_on, deployed.mask_rule) == \
+        (eager.threshold_name, eager.decided_on, eager.mask_rule)
+    assert deployed.certainty == pytest.approx(eager.certainty)
+    assert (deployed.p_value is None) == (eager.p_value is None)
+    if eager.p_value is not None:
+        assert deployed.p_value == pytest.approx(eager.p_value)
+    assert np.array_equal(deployed.mask, eager.mask)
     # numbers inside the text are compared above; the words must be the same
     assert NUMBER.sub("#", deployed.explanation) == NUMBER.sub("#", eager.explanation)
 
@@ -48,7 +55,8 @@ def test_runtime_equals_detect(deployed, name):
     assert np.ptp(scores) > 0 and case.expected[0].grid_map.std() > 0  # a constant output would prove nothing
     for eager, got in zip(case.expected, case.got):
         _same_result(eager, got)
-    assert case.got[0].threshold_rule.startswith("fixed" if "fixed" in name else "batch median")
+    rule = "fixed" if "fixed" in name else "conformal" if "conformal" in name else "batch median"
+    assert case.got[0].threshold_rule.startswith(rule)
     assert case.runtime.bundle.method == case.detector.last_run["scorers"][0]
 
 

@@ -1,8 +1,9 @@
 """From a batch's scores to a ``Threshold`` that names its rule and how sure it is.
 
-``rule_threshold`` is what ``zsad.verdict.decide_threshold`` calls; beyond the runtime's "mad" and "fixed":
+``rule_threshold`` is what ``zsad.verdict.decide_threshold`` calls; beyond the runtime's "mad" and "fixed" rules:
 
-- "conformal": the references' leave-one-out normal scores decide (``zsad.decisions.conformal``); certainty is
+- "conformal": the references' leave-one-out normal scores decide (``zsad_runtime.conformal``, also in a
+  deployed bundle, so ``zsad_runtime.verdict`` decides it and this module passes it on); certainty is
   the guaranteed false-alarm rate (and the requested one, when k references cannot reach it).
 - "gamma_gmm" / "gamma_gmm_wide" / "mixture": the batch's anomaly fraction is estimated from every evidence's scores
   (``zsad.decisions.contamination``) and the round(mean x N) highest scores are flagged; certainty is the
@@ -25,7 +26,6 @@ import numpy as np
 from zsad_runtime.verdict import RULES as RUNTIME_RULES
 from zsad_runtime.verdict import RuleSpec, Threshold, VerdictRule, decide_threshold
 
-from zsad.decisions.conformal import conformal_threshold
 from zsad.decisions.contamination import (
     ContaminationPosterior,
     GammaGMMConfig,
@@ -86,18 +86,10 @@ def rule_threshold(scores: np.ndarray, rule: VerdictRule, *, calibration: np.nda
     when a batch is too small for a batch rule. The "mad" and "fixed" rules are the runtime's."""
     if rule.kind == "auto":
         rule = rule.resolved(calibration is not None)
-    if rule.kind in RUNTIME_RULES:
-        return decide_threshold(scores, rule, natural)
+    if rule.kind in RUNTIME_RULES:  # mad, fixed, conformal
+        return decide_threshold(scores, rule, natural, calibration)
     scores = np.asarray(scores, dtype=np.float64)
     finite = np.isfinite(scores)
-    if rule.kind == "conformal":
-        if calibration is None:
-            raise ZsadError("the conformal verdict needs the references' leave-one-out normal scores; pass "
-                            "--references with two or more good images, or choose another threshold rule")
-        result = conformal_threshold(calibration, rule.false_alarm_rate)
-        certainty = {"false_alarm_rate": result.rate, "requested_rate": result.requested,
-                     "smallest_rate": 1.0 / (result.k + 1), "calibration_scores": result.k}
-        return Threshold(result.value, result.describe(), "conformal", certainty)
     if rule.kind == "conformal_mixture":
         conformal = rule_threshold(scores, replace(rule, kind="conformal"), calibration=calibration)
         batch = rule_threshold(scores, replace(rule, kind="mixture"), evidence_scores=evidence_scores)
