@@ -126,10 +126,11 @@ def test_a_resumed_run_trains_the_test_time_mask_on_the_journaled_features(lot, 
     journal = tmp_path / "journal" / "scored.jsonl"  # a journal without features (written by an older zsad)
     journal.write_text("".join(json.dumps({k: v for k, v in json.loads(line).items() if k != "features"}) + "\n"
                                for line in journal.read_text().splitlines()))
-    old = detector.detect(lot["images"], references=references,
-                          journal=ScoreJournal(tmp_path, resume=True, fingerprint={"a": 1}))
+    with pytest.warns(UserWarning, match="the test_time mask rule could not run"):
+        old = detector.detect(lot["images"], references=references,
+                              journal=ScoreJournal(tmp_path, resume=True, fingerprint={"a": 1}))
     assert old[0].mask_rule == "mad" and [r.score for r in old] == [r.score for r in fresh]
-    assert "30 images resumed from a journal without patch features" in \
+    assert "no test_time mask: 30 images resumed from a journal without patch features" in \
         detector.describe()["ran"]["decision"]["mask"]["rule"]
 
 

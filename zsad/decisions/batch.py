@@ -13,12 +13,14 @@ evidence's scores.
 
 Masks: "conformal" cuts the calibrated evidence's maps at the references' patch scores; "test_time" trains a
 classifier on the batch's patch features (``features``: [N, h, w, C] on the maps' grid; None when the run kept
-none, e.g. images resumed from a journal, and then the MAD rule decides and the mask rule says why); "mad" is the
-run's patch median + 3 x 1.4826 x MAD. Whatever the rule, an image whose verdict is normal has no mask; an
-undecided one (no threshold could be set) keeps its mask, so its strongest areas stay visible.
+none, e.g. images resumed from a journal written without them); "mad" is the run's patch median + 3 x 1.4826 x MAD.
+A rule that cannot run (no calibration, no features) leaves the masks to "mad" with a warning, and the mask rule
+recorded is the one that ran. Whatever the rule, an image whose verdict is normal shows no mask; an undecided one
+(no threshold could be set) shows its mask, so its strongest areas stay visible.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -68,6 +70,13 @@ def decide_batch(scores: np.ndarray, grids: np.ndarray, evidence: dict[str, tupl
     return decision
 
 
+def _instead(mad: MaskResult, wanted: str, why: str) -> MaskResult:
+    """The mad masks in place of the ``wanted`` rule, which could not run: said in a warning and in the rule."""
+    warnings.warn(f"the {wanted} mask rule could not run ({why}); the mad rule drew the masks", UserWarning,
+                  stacklevel=4)
+    return replace(mad, rule=f"{mad.rule} (no {wanted} mask: {why})")
+
+
 def _masks(grids, evidence, calibration, kind: str, rate: float, verdicts, features, features_note) -> MaskResult:
     gate = [v is True for v in verdicts]
     mad = mad_masks(grids, verdicts=gate)
@@ -79,8 +88,7 @@ def _masks(grids, evidence, calibration, kind: str, rate: float, verdicts, featu
             if maps.shape == grids.shape:
                 return conformal_masks(maps, normal_maps, rate, verdicts=gate)
         why = "no reference calibration of the maps" if not calibration else "the calibrated maps are on another grid"
-        return replace(mad, rule=f"{mad.rule} (no conformal mask: {why})")
+        return _instead(mad, "conformal", why)
     if features is None or tuple(features.shape[:3]) != grids.shape:
-        why = features_note or "the patch features are on another grid than the maps"
-        return replace(mad, rule=f"{mad.rule} (no test-time classifier: {why})")
+        return _instead(mad, "test_time", features_note or "the patch features are on another grid than the maps")
     return test_time_masks(grids, features, verdicts=gate, fallback=mad)
