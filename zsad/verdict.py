@@ -39,7 +39,6 @@ __all__ = ["MASK_RULES", "RULES", "RUNTIME_RULES", "MaskRule", "Threshold", "Thr
            "certainty_words", "decide_threshold"]
 
 RULES = ("auto", *RUNTIME_RULES, "conformal_mixture", "gamma_gmm", "gamma_gmm_wide", "mixture", "defect_rate")
-CONFORMAL_RULES = ("conformal", "conformal_mixture")  # read ``false_alarm_rate`` and the references' calibration
 MASK_RULES = ("auto", "conformal", "test_time", "mad")
 
 

@@ -30,7 +30,7 @@ from zsad.decisions.conformal import conformal_p_values
 from zsad.decisions.masks import MaskResult, conformal_masks, mad_masks, test_time_masks
 from zsad.decisions.rules import rule_threshold
 
-CONFORMAL = ("conformal", "conformal_mixture")
+CONFORMAL = ("conformal", "conformal_mixture")  # the rules that read the references' calibration
 
 
 def decide_batch(scores: np.ndarray, grids: np.ndarray, evidence: dict[str, tuple[np.ndarray, np.ndarray]],
