@@ -397,7 +397,7 @@ def main(argv=None) -> None:
             sev += seed_sev
             far += seed_far
     summary = summarise(rows, sev, far)
-    report = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+    report = {"settings": {k: (v.name if isinstance(v, Path) else v) for k, v in vars(args).items()},
               "machine": {"platform": platform.platform(), "cpus": torch.get_num_threads(),
                           "torch": torch.__version__},
               "seconds": time.time() - start, "summary": summary, "runs": rows, "severity_runs": sev,
