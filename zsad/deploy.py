@@ -196,7 +196,7 @@ def fingerprints(detector: Detector, graph: ExportGraph, references, preset: str
     """sha256 of what decides the numbers beyond the graph file: preset file, adapter files, reference files and
     memory, text rows; and the backbone's weights fingerprint (``zsad.evaluation.environment``)."""
     from zsad.evaluation.environment import weights_fingerprint
-    from zsad.evaluation.provenance import expand_references, reference_files, sha256_of
+    from zsad.evaluation.provenance import expand_references, reference_files
 
     config = detector.config
     out: dict[str, Any] = {"backbone": {"name": config.backbone.name, "pretrained": config.backbone.pretrained,
@@ -206,7 +206,7 @@ def fingerprints(detector: Detector, graph: ExportGraph, references, preset: str
     if preset_name:
         found = _preset_file(preset_name)
         out["preset"] = {"name": config.preset, "source": str(found) if found else preset_name,
-                         "sha256": sha256_of(found) if found else None}
+                         "sha256": sha256_file(found) if found else None}
     out["adapter"] = _adapter_fingerprint(config.text_head.prompts)
     memory = graph.memory_tensors()
     if references is not None or memory:
@@ -246,14 +246,13 @@ def _adapter_fingerprint(prompts: str | None) -> dict[str, Any] | None:
     """The files behind ``--prompts learned:NAME`` (an adapter folder or an official checkpoint) with their sha256."""
     if not prompts or not prompts.startswith("learned:"):
         return None
-    from zsad.evaluation.provenance import sha256_of
     from zsad.learning.adapters import resolve_adapter_dir
 
     value = prompts.split(":", 1)[1]
     path = Path(value).expanduser()
     files = [path] if path.suffix in (".pth", ".pt") else sorted(
         p for p in resolve_adapter_dir(value).iterdir() if p.is_file())
-    return {"spec": prompts, "files": {str(p): sha256_of(p) for p in files}}
+    return {"spec": prompts, "files": {str(p): sha256_file(p) for p in files}}
 
 
 __all__ = ["export_bundle", "exportable_scorer", "fingerprints", "graph_of"]

@@ -8,21 +8,12 @@
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-_CHUNK = 1 << 20
-
-
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from zsad_runtime.bundle import sha256_file
 
 
 def expand_references(given: Any) -> list[Path]:
@@ -50,7 +41,7 @@ def reference_files(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
     out = []
     for path in dict.fromkeys(Path(p) for p in paths):
         try:
-            out.append({"path": str(path), "bytes": path.stat().st_size, "sha256": sha256_of(path)})
+            out.append({"path": str(path), "bytes": path.stat().st_size, "sha256": sha256_file(path)})
         except OSError:
             out.append({"path": str(path), "bytes": None, "sha256": None})
     return out
@@ -75,7 +66,7 @@ def overlapping_references(files: list[dict[str, Any]], test_paths: Iterable[str
         except OSError:
             continue
         if size in by_size:
-            digest = sha256_of(test)
+            digest = sha256_file(test)
             if digest in by_size[size]:
                 pairs.append((by_size[size][digest], str(test)))
     return pairs
