@@ -17,10 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import cpu_name  # noqa: E402
 
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")  # one thread for numpy's BLAS too, before numpy loads
@@ -52,16 +55,6 @@ def torch_map(grid_map: np.ndarray, size, input_size: int, sigma: float, padding
     if (height, width) != tuple(up.shape[1:]):
         up = F.interpolate(up[:, None], size=(height, width), mode="bilinear", align_corners=False)[:, 0]
     return up[0].numpy()
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def timed(run, repeats: int) -> tuple[float, np.ndarray]:

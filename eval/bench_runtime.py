@@ -35,6 +35,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import cpu_name  # noqa: E402
+
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
@@ -235,16 +238,6 @@ def environment_sizes() -> list[dict]:
         out.append({"environment": label, "mb": round(sum(_installed_bytes(d) for d in seen.values()) / 2**20, 1),
                     "distributions": sorted(seen)})
     return out
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # -- report --------------------------------------------------------------------------------------------------------
